@@ -1,0 +1,45 @@
+"""Shared fixtures: real Hydra composition of the project's conf/ directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def compose_cfg():
+    """Compose conf/ with overrides, exactly as train.py would."""
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=list(overrides))
+
+    return _compose
+
+
+def run_train(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+    """Run train.py in a real subprocess; returns the CompletedProcess."""
+    import os
+    import subprocess
+
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
