@@ -9,6 +9,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+import rnnlab.config  # noqa: F401  (registers the schema conf/config.yaml lists first)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 

@@ -8,6 +8,7 @@ weights; they differ in how the weights are laid out and how the time loop is ru
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -26,34 +27,57 @@ def _activation(nonlinearity: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return NONLINEARITIES[nonlinearity]
 
 
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def recur(
     x_proj: torch.Tensor,
     h: torch.Tensor,
     w_hh_t: torch.Tensor,
     act: Callable[[torch.Tensor], torch.Tensor],
+    step: Step | None = None,
 ) -> torch.Tensor:
     """Run ``h_t = act(x_proj_t + h_{t-1} @ w_hh_t)`` over time; returns ``(B, L, H)``.
 
     The input projection is computed once for the whole sequence by the caller; iterating
     with ``unbind`` keeps each step's backward O(1) (indexing ``x[:, t]`` makes it O(L)).
+    ``step``, when given, computes one time step instead (the compiled path).
     """
     outputs = []
     for x_t in x_proj.unbind(1):
-        h = act(torch.addmm(x_t, h, w_hh_t))
+        h = act(torch.addmm(x_t, h, w_hh_t)) if step is None else step(x_t, h, w_hh_t)
         outputs.append(h)
     return torch.stack(outputs, 1)
+
+
+@functools.cache
+def compiled_step(nonlinearity: str) -> Step:
+    """``torch.compile`` of one time step, shared by all cells with this nonlinearity.
+
+    Only the step is compiled: compiling the cell's forward would unroll the time loop, which
+    takes tens of seconds per sequence length on CPU. Compilation happens on the first call.
+    """
+    act = _activation(nonlinearity)
+
+    def step(x_t: torch.Tensor, h: torch.Tensor, w_hh_t: torch.Tensor) -> torch.Tensor:
+        return act(torch.addmm(x_t, h, w_hh_t))
+
+    return torch.compile(step)
 
 
 class _LoopRNN(nn.Module):
     """Shared shape handling and layer stacking for the Python-loop cells."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, nonlinearity: str):
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int, nonlinearity: str, compile: bool
+    ):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.nonlinearity = nonlinearity
         self.act = _activation(nonlinearity)
+        self.step = compiled_step(nonlinearity) if compile else None
 
     def _project(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the input projection of ``x`` (biases folded in) and ``W_hh^T`` of ``layer``."""
@@ -75,7 +99,7 @@ class _LoopRNN(nn.Module):
         finals = []
         for layer in range(self.num_layers):
             x_proj, w_hh_t = self._project(layer, x)
-            x = recur(x_proj, h0[layer], w_hh_t, self.act)
+            x = recur(x_proj, h0[layer], w_hh_t, self.act, self.step)
             finals.append(x[:, -1])
         h_n = torch.stack(finals)
         if unbatched:
@@ -108,9 +132,14 @@ class ScratchRNN(_LoopRNN):
     """Seed 000: two Linears per layer and a Python loop over time."""
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh"
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        compile: bool = False,
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, nonlinearity)
+        super().__init__(input_size, hidden_size, num_layers, nonlinearity, compile)
         self.layers = nn.ModuleList(
             ScratchLayer(input_size if k == 0 else hidden_size, hidden_size)
             for k in range(num_layers)
@@ -143,9 +172,14 @@ class ConcatRNN(_LoopRNN):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh"
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        compile: bool = False,
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, nonlinearity)
+        super().__init__(input_size, hidden_size, num_layers, nonlinearity, compile)
         self.layers = nn.ModuleList(
             nn.Linear(hidden_size + (input_size if k == 0 else hidden_size), hidden_size)
             for k in range(num_layers)
@@ -170,10 +204,18 @@ class ConcatRNN(_LoopRNN):
 
 
 class TorchRNN(nn.Module):
-    """``torch.nn.RNN`` (cuDNN on GPU, a C++ loop on CPU) behind the same interface."""
+    """``torch.nn.RNN`` (cuDNN on GPU, a C++ loop on CPU) behind the same interface.
+
+    ``compile`` is accepted for a uniform interface and ignored: the loop is not Python.
+    """
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh"
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         _activation(nonlinearity)
@@ -204,9 +246,14 @@ CELLS: dict[str, type[nn.Module]] = {
 
 
 def build_cell(
-    name: str, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh"
+    name: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    nonlinearity: str = "tanh",
+    compile: bool = False,
 ) -> nn.Module:
     """Look a cell up by its config name."""
     if name not in CELLS:
         raise ValueError(f"cell={name!r} is not known; allowed: {', '.join(CELLS)}")
-    return CELLS[name](input_size, hidden_size, num_layers, nonlinearity)
+    return CELLS[name](input_size, hidden_size, num_layers, nonlinearity, compile=compile)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MinMetric
+from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MinMetric
 
 from rnnlab import metrics as M
 from rnnlab.cells import build_cell
@@ -14,12 +16,28 @@ LOSS_MODES = ("last", "every")
 READOUTS = ("linear", "concat")
 READOUT_ACTIVATIONS = {"identity": nn.Identity, "tanh": nn.Tanh}
 
+# Evaluation metrics are updated per step and logged once per epoch: a per-step
+# ``self.log(name, metric)`` makes Lightning move the whole Metric to the device on every
+# call, which costs more than the evaluation step itself for these small models.
+_VAL_METRICS = {
+    M.VAL_LOSS: "val_loss",
+    M.VAL_MSE: "val_mse",
+    M.VAL_MAE: "val_mae",
+    M.VAL_PERSISTENCE_MSE: "val_persistence",
+}
+_TEST_METRICS = {
+    M.TEST_MSE: "test_mse",
+    M.TEST_MAE: "test_mae",
+    M.PERSISTENCE_MSE: "test_persistence",
+}
+
 
 class Diverged(RuntimeError):
-    """Raised when the training loss stops being finite; the run is then reported as diverged."""
+    """Raised when the training loss (or ``what`` else) stops being finite; the run is then
+    reported as diverged."""
 
-    def __init__(self, epoch: int, step: int, loss: float) -> None:
-        super().__init__(f"loss became {loss} at epoch {epoch}, step {step}")
+    def __init__(self, epoch: int, step: int, loss: float, what: str = "loss") -> None:
+        super().__init__(f"{what} became {loss} at epoch {epoch}, step {step}")
         self.epoch, self.step, self.loss = epoch, step, loss
 
 
@@ -62,6 +80,7 @@ class Forecaster(L.LightningModule):
 
     ``loss="last"`` trains on the final step only (seed 002), ``"every"`` on all steps.
     Validation and test metrics always score the final step, so both modes compare.
+    ``compile=True`` runs the Python-loop cells' time step through ``torch.compile``.
     """
 
     def __init__(
@@ -77,6 +96,7 @@ class Forecaster(L.LightningModule):
         lr: float = 1e-2,
         weight_decay: float = 0.0,
         scheduler: str = "cosine",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         _check_choice("model.loss", loss, LOSS_MODES)
@@ -84,17 +104,28 @@ class Forecaster(L.LightningModule):
         _check_choice("model.readout_activation", readout_activation, READOUT_ACTIVATIONS)
         _check_choice("model.scheduler", scheduler, ("cosine", "none"))
         self.save_hyperparameters()
-        self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity)
+        self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity, compile)
         readout_cls = ConcatReadout if readout == "concat" else LinearReadout
         self.readout = readout_cls(hidden_size, input_size, readout_activation)
 
+        self.val_loss = MeanMetric(nan_strategy="disable")  # a NaN loss must show, not vanish
         self.val_mse, self.val_mae = MeanSquaredError(), MeanAbsoluteError()
         self.val_mse_best = MinMetric()
+        self.val_mse_best.persistent(True)  # in checkpoints, so a resumed run keeps its best
         self.val_persistence = MeanSquaredError()
         self.test_mse, self.test_mae = MeanSquaredError(), MeanAbsoluteError()
         self.test_persistence = MeanSquaredError()
         self._train_loss_sum = torch.zeros(())
         self._train_count = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name around every hook call, ~50 times per training step;
+        # nn.Module.__setattr__'s parameter/buffer/module checks make that ~10% of a step at
+        # the default config. It is never a tensor or a module, so a plain attribute is exact.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # -- the network -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,34 +182,54 @@ class Forecaster(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         pred = self(x)
-        self.log(M.VAL_LOSS, self.loss_fn(pred, y), batch_size=len(x), sync_dist=True)
+        self.val_loss.update(self.loss_fn(pred, y), weight=len(x))
         pred_last, y_last = _last(pred), _last(y)
-        self.val_mse(pred_last, y_last)
-        self.val_mae(pred_last, y_last)
-        self.val_persistence(_last(x), y_last)
-        self.log(M.VAL_MSE, self.val_mse)
-        self.log(M.VAL_MAE, self.val_mae)
-        self.log(M.VAL_PERSISTENCE_MSE, self.val_persistence)
+        self.val_mse.update(pred_last, y_last)
+        self.val_mae.update(pred_last, y_last)
+        self.val_persistence.update(_last(x), y_last)
+
+    def _reset_metrics(self, metrics: dict[str, str]) -> None:
+        """At epoch start, not end: states must be created under the grad mode of the updates
+        (a standalone ``validate`` runs in inference mode, validation inside ``fit`` does not)."""
+        for attr in metrics.values():
+            getattr(self, attr).reset()
+
+    def _log_metrics(self, metrics: dict[str, str]) -> dict[str, torch.Tensor]:
+        values = {name: getattr(self, attr).compute() for name, attr in metrics.items()}
+        self.log_dict(values)
+        return values
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_metrics(_VAL_METRICS)
 
     def on_validation_epoch_end(self) -> None:
+        values = self._log_metrics(_VAL_METRICS)
         if self.trainer.sanity_checking:
             return
-        self.val_mse_best(self.val_mse.compute())
+        self.val_mse_best(values[M.VAL_MSE])
         self.log(M.VAL_MSE_BEST, self.val_mse_best.compute())
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         pred_last, y_last = _last(self(x)), _last(y)
-        self.test_mse(pred_last, y_last)
-        self.test_mae(pred_last, y_last)
-        self.test_persistence(_last(x), y_last)
-        self.log(M.TEST_MSE, self.test_mse)
-        self.log(M.TEST_MAE, self.test_mae)
-        self.log(M.PERSISTENCE_MSE, self.test_persistence)
+        self.test_mse.update(pred_last, y_last)
+        self.test_mae.update(pred_last, y_last)
+        self.test_persistence.update(_last(x), y_last)
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_metrics(_TEST_METRICS)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(_TEST_METRICS)
 
     def configure_optimizers(self):
+        # foreach: one kernel per update for all parameters; PyTorch's CPU default loops over
+        # them in Python, about 10x slower for these few small tensors.
         optimizer = torch.optim.Adam(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            self.parameters(),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            foreach=True,
         )
         if self.hparams.scheduler == "none":
             return optimizer

@@ -1,0 +1,701 @@
+"""``python -m rnnlab.bench``: how fast rnnlab trains, measured side by side in one process.
+
+Sections (``--sections``; all by default):
+
+- ``loop``: training samples/s of the project's own path (DataModule + Forecaster + the Trainer
+  that train.py builds) against a plain PyTorch loop over the same model, data, batch size,
+  optimizer, clipping and number of steps, for each cell at the default config;
+- ``cells``: forward+backward time of ScratchRNN and ConcatRNN against TorchRNN (``nn.RNN``);
+- ``data``: building the windows of 10^6 points at L=64 as views, against seed 002's list
+  comprehension (extrapolated from a smaller series: it takes minutes at full size);
+- ``compile``: ``model.compile=true`` (``torch.compile`` of one time step): compile time and
+  speed-up over the eager cell;
+- ``run``: wall time and peak RSS of whole processes: the bare import of torch + lightning +
+  hydra, a default ``python train.py``, and a three-job sweep (per job).
+
+Every comparison interleaves its repetitions (A, B, A, B, ...) and reports medians, so load
+from other processes hits both sides alike: the ratios are the figures to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from rnnlab.cells import ConcatRNN, ScratchRNN, TorchRNN, compiled_step
+from rnnlab.data import make_windows, sincos_series
+from rnnlab.experiment import build_datamodule, build_trainer, quiet_known_warnings
+from rnnlab.model import Forecaster
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: conf/ and train.py
+SECTIONS = ("loop", "cells", "data", "compile", "run")
+CELL_NAMES = ("scratch", "concat", "torch")
+DEFAULT_SIZES = ("32x4x32", "256x64x64", "64x512x64")  # BxLxH; the first is the default config
+TARGETS = {
+    "loop_ratio_min": 0.85,
+    "cell_ratio_max": 1.1,
+    "windows_ms_max": 50.0,
+    "run_minus_import_s_max": 3.0,
+    "job_overhead_s_max": 1.0,
+}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def interleaved(fns: dict[str, Callable[[], float]], reps: int) -> dict[str, list[float]]:
+    """Run ``fns`` in turn ``reps`` times (A, B, A, B, ...); each returns one measurement."""
+    results: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            results[name].append(fn())
+    return results
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers, *[[_fmt(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def machine_info(threads: int, device: str) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": threads,
+        "device": device,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "platform": platform.platform(),
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+# -- loop: the project's training path against a plain PyTorch loop -------------------------
+def compose(overrides: list[str]) -> DictConfig:
+    """The config train.py would run, composed from the checkout's conf/."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import rnnlab.config  # noqa: F401  (registers the config schema)
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides)
+
+
+class TimedForecaster(Forecaster):
+    """The project's Forecaster with a clock on hooks Lightning calls anyway (no per-step work):
+    time in training steps, from each epoch's start to its validation (or its end)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.train_seconds = 0.0
+        self._epoch_start: float | None = None
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        _sync(str(self.device))
+        self._epoch_start = time.perf_counter()
+
+    def _stop_clock(self) -> None:
+        if self._epoch_start is not None:
+            _sync(str(self.device))
+            self.train_seconds += time.perf_counter() - self._epoch_start
+            self._epoch_start = None
+
+    def on_validation_start(self) -> None:
+        self._stop_clock()
+
+    def on_train_epoch_end(self) -> None:
+        self._stop_clock()
+        super().on_train_epoch_end()
+
+
+def _model(cfg: DictConfig) -> TimedForecaster:
+    from rnnlab.experiment import build_model
+
+    return TimedForecaster(**build_model(cfg).hparams)
+
+
+def project_fit(cfg: DictConfig, out_dir: Path) -> tuple[float, int]:
+    """Seconds in training steps and the number of steps of the project's path."""
+    L.seed_everything(cfg.seed, verbose=False)
+    dm, model = build_datamodule(cfg), _model(cfg)
+    trainer = build_trainer(cfg, out_dir)
+    trainer.fit(model, datamodule=dm)
+    return model.train_seconds, trainer.global_step
+
+
+def plain_fit(cfg: DictConfig, device: str) -> tuple[float, int]:
+    """The same model, data, optimizer, scheduler and clipping in a hand-written loop."""
+    L.seed_everything(cfg.seed, verbose=False)
+    dm, model = build_datamodule(cfg), _model(cfg).to(device)
+    dm.setup("fit")
+    epochs, clip = cfg.trainer.max_epochs, cfg.trainer.get("gradient_clip_val")
+    # configure_optimizers reads trainer.max_epochs: give it a Trainer that never runs.
+    model.trainer = L.Trainer(
+        max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    configured = model.configure_optimizers()
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    scheduler = configured.get("lr_scheduler") if isinstance(configured, dict) else None
+    model.trainer = None
+    loader, steps = dm.train_dataloader(), 0
+    model.train()
+    _sync(device)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            loss = model.loss_fn(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            steps += 1
+        if scheduler is not None:
+            scheduler.step()
+    _sync(device)
+    return time.perf_counter() - start, steps
+
+
+def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    accelerator = "gpu" if opts.device.startswith("cuda") else "cpu"
+    cfg = compose(
+        [
+            f"model={cell}",
+            f"trainer.max_epochs={opts.epochs}",
+            f"trainer.accelerator={accelerator}",
+            "trainer.enable_progress_bar=false",
+            f"threads={opts.threads}",
+        ]
+    )
+    runs = iter(range(10**6))
+    steps: dict[str, int] = {}
+
+    def project() -> float:
+        seconds, steps["project"] = project_fit(cfg, work / f"loop_{cell}_{next(runs)}")
+        return seconds
+
+    def plain() -> float:
+        seconds, steps["plain"] = plain_fit(cfg, opts.device)
+        return seconds
+
+    times = interleaved({"plain": plain, "project": project}, opts.reps)
+    batch = cfg.data.batch_size
+    plain_rate = steps["plain"] * batch / median(times["plain"])
+    project_rate = steps["project"] * batch / median(times["project"])
+    return {
+        "cell": cell,
+        "batch_size": batch,
+        "seq_len": cfg.data.seq_len,
+        "hidden_size": cfg.model.hidden_size,
+        "steps": steps["plain"],
+        "plain_samples_per_s": plain_rate,
+        "project_samples_per_s": project_rate,
+        "plain_ms_per_step": 1e3 * batch / plain_rate,
+        "project_ms_per_step": 1e3 * batch / project_rate,
+        "ratio": project_rate / plain_rate,
+        "plain_s": times["plain"],
+        "project_s": times["project"],
+    }
+
+
+def bench_loop(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    return {"epochs": opts.epochs, "rows": [loop_row(cell, opts, work) for cell in CELL_NAMES]}
+
+
+# -- cells: forward+backward against nn.RNN --------------------------------------------------
+def _fwd_bwd_seconds(cell: torch.nn.Module, x: torch.Tensor, iters: int, device: str) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        cell.zero_grad(set_to_none=True)
+        out, _ = cell(x)
+        out.sum().backward()
+    _sync(device)
+    return (time.perf_counter() - start) / iters
+
+
+def _iterations(fn: Callable[[int, str], float], opts: argparse.Namespace) -> int:
+    """Iterations per measurement so that one takes about ``opts.budget`` seconds."""
+    once = fn(1, opts.device)
+    return max(1, min(1000, int(opts.budget / max(once, 1e-6))))
+
+
+def bench_cells(opts: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for size in opts.sizes:
+        batch, seq_len, hidden = (int(v) for v in size.lower().split("x"))
+        for nonlinearity in ("tanh", "relu"):
+            torch.manual_seed(0)
+            ref = torch.nn.RNN(2, hidden, nonlinearity=nonlinearity, batch_first=True)
+            cells = {
+                cls.__name__: cls.from_torch(ref).to(opts.device)
+                for cls in (TorchRNN, ScratchRNN, ConcatRNN)
+            }
+            x = torch.randn(batch, seq_len, 2, device=opts.device)
+            iters = _iterations(partial(_fwd_bwd_seconds, cells["TorchRNN"], x), opts)
+            fns = {
+                name: partial(_fwd_bwd_seconds, cell, x, iters, opts.device)
+                for name, cell in cells.items()
+            }
+            times = interleaved(fns, opts.reps)
+            ms = {name: 1e3 * median(t) for name, t in times.items()}
+            rows.append(
+                {
+                    "batch_size": batch,
+                    "seq_len": seq_len,
+                    "hidden_size": hidden,
+                    "nonlinearity": nonlinearity,
+                    "ms": ms,
+                    "scratch_ratio": ms["ScratchRNN"] / ms["TorchRNN"],
+                    "concat_ratio": ms["ConcatRNN"] / ms["TorchRNN"],
+                }
+            )
+    return rows
+
+
+# -- data: windows as views against seed 002's list comprehension ---------------------------
+def seed_windows(data: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seed 002's ``TrignoDS.make_data``, verbatim apart from the names."""
+    x = torch.tensor([data[i : i + seq_len] for i in range(0, len(data) - seq_len)]).float()
+    y = torch.tensor([data[i] for i in range(seq_len, len(data))]).float()
+    return x, y
+
+
+def _new_bytes(tensors: tuple[torch.Tensor, ...], base: torch.Tensor) -> int:
+    """Bytes of storage the tensors do not share with ``base``."""
+    shared = base.untyped_storage().data_ptr()
+    return sum(
+        t.untyped_storage().nbytes() for t in tensors if t.untyped_storage().data_ptr() != shared
+    )
+
+
+def bench_data(opts: argparse.Namespace) -> dict[str, Any]:
+    n_points, seq_len = opts.points, 64
+    series = sincos_series(n_points, 100.0)
+
+    def views() -> float:
+        start = time.perf_counter()
+        make_windows(series, seq_len)
+        return time.perf_counter() - start
+
+    small = min(opts.seed_points, n_points)
+    data = series[:small].double().numpy()  # the seed builds windows from a numpy array
+
+    def seed() -> float:
+        start = time.perf_counter()
+        seed_windows(data, seq_len)
+        return time.perf_counter() - start
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's "list of ndarrays is extremely slow" warning
+        times = interleaved({"views": views, "seed": seed}, opts.reps)
+        seed_bytes = _new_bytes(seed_windows(data, seq_len), series)
+    scale = (n_points - seq_len) / (small - seq_len)
+    views_ms = 1e3 * median(times["views"])
+    seed_ms = 1e3 * median(times["seed"]) * scale
+    return {
+        "points": n_points,
+        "seq_len": seq_len,
+        "views_ms": views_ms,
+        "views_new_bytes": _new_bytes(make_windows(series, seq_len), series),
+        "seed_ms": seed_ms,
+        "seed_new_bytes": int(seed_bytes * scale),
+        "seed_measured_points": small,
+        "seed_extrapolated": small < n_points,
+        "speedup": seed_ms / views_ms,
+    }
+
+
+# -- compile: torch.compile of the time step -------------------------------------------------
+def bench_compile(opts: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for size in opts.compile_sizes:
+        batch, seq_len, hidden = (int(v) for v in size.lower().split("x"))
+        torch._dynamo.reset()
+        compiled_step.cache_clear()
+        torch.manual_seed(0)
+        ref = torch.nn.RNN(2, hidden, batch_first=True)
+        eager = ScratchRNN.from_torch(ref).to(opts.device)
+        compiled = ScratchRNN(2, hidden, compile=True).to(opts.device)
+        compiled.load_state_dict(eager.state_dict())
+        x = torch.randn(batch, seq_len, 2, device=opts.device)
+        row: dict[str, Any] = {"batch_size": batch, "seq_len": seq_len, "hidden_size": hidden}
+        try:
+            eager_first = _fwd_bwd_seconds(eager, x, 1, opts.device)
+            first = _fwd_bwd_seconds(compiled, x, 1, opts.device)
+        except Exception as err:  # e.g. no C++ compiler for Inductor
+            rows.append({**row, "error": f"{type(err).__name__}: {err}"})
+            continue
+        iters = _iterations(partial(_fwd_bwd_seconds, eager, x), opts)
+        times = interleaved(
+            {
+                "eager": partial(_fwd_bwd_seconds, eager, x, iters, opts.device),
+                "compiled": partial(_fwd_bwd_seconds, compiled, x, iters, opts.device),
+            },
+            opts.reps,
+        )
+        eager_ms, compiled_ms = 1e3 * median(times["eager"]), 1e3 * median(times["compiled"])
+        rows.append(
+            {
+                **row,
+                "compile_s": first - eager_first,
+                "eager_ms": eager_ms,
+                "compiled_ms": compiled_ms,
+                "speedup": eager_ms / compiled_ms,
+            }
+        )
+    return rows
+
+
+# -- run: whole processes --------------------------------------------------------------------
+def run_process(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of a child process; raises if it fails."""
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{tail}")
+    return wall, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def bench_run(opts: argparse.Namespace, work: Path, loop: dict[str, Any] | None) -> dict[str, Any]:
+    python, train = sys.executable, str(ROOT / "train.py")
+    common = [f"threads={opts.threads}", *opts.run_overrides]
+    jobs = list(CELL_NAMES)
+    counter = iter(range(10**6))
+    rss: dict[str, list[float]] = {"import": [], "run": [], "sweep": []}
+
+    def measure(name: str, args: list[str]) -> Callable[[], float]:
+        def fn() -> float:
+            wall, peak = run_process(args(next(counter)) if callable(args) else args, ROOT)
+            rss[name].append(peak)
+            return wall
+
+        return fn
+
+    fns = {
+        "import": measure("import", [python, "-c", "import torch, lightning, hydra"]),
+        "run": measure("run", lambda i: [python, train, f"hydra.run.dir={work}/run{i}", *common]),
+        "sweep": measure(
+            "sweep",
+            lambda i: [
+                python,
+                train,
+                "-m",
+                f"model={','.join(jobs)}",
+                f"hydra.sweep.dir={work}/sweep{i}",
+                *common,
+            ],
+        ),
+    }
+    times = interleaved(fns, opts.run_reps)
+    walls = {name: median(t) for name, t in times.items()}
+    result: dict[str, Any] = {
+        "import_s": walls["import"],
+        "run_s": walls["run"],
+        "sweep_s": walls["sweep"],
+        "sweep_jobs": len(jobs),
+        "run_minus_import_s": walls["run"] - walls["import"],
+        "job_s": (walls["sweep"] - walls["import"]) / len(jobs),
+        "import_peak_rss_mib": max(rss["import"]),
+        "run_peak_rss_mib": max(rss["run"]),
+        "sweep_peak_rss_mib": max(rss["sweep"]),
+        "times": times,
+        "overrides": opts.run_overrides,
+    }
+    # Training-step time of these jobs, from the loop section's per-step figures.
+    if loop is not None:
+        per_step = {r["cell"]: r["project_ms_per_step"] / 1e3 for r in loop["rows"]}
+        metrics = json.loads((work / "run0" / "metrics.json").read_text())
+        train_s = {cell: metrics["steps"] * per_step[cell] for cell in jobs}
+        result["run_train_steps_s"] = train_s["scratch"]
+        result["run_overhead_s"] = result["run_minus_import_s"] - train_s["scratch"]
+        result["job_train_steps_s"] = statistics.mean(train_s.values())
+        result["job_overhead_s"] = result["job_s"] - result["job_train_steps_s"]
+    return result
+
+
+# -- report ----------------------------------------------------------------------------------
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value and whether it is met."""
+    found = []
+
+    def add(name: str, value: float | None, limit: float, higher_is_better: bool) -> None:
+        if value is None:
+            return
+        met = value >= limit if higher_is_better else value <= limit
+        op = ">=" if higher_is_better else "<="
+        found.append({"target": f"{name} {op} {limit:g}", "value": value, "met": met})
+
+    for row in report.get("loop", {}).get("rows", []):
+        add(f"loop ratio, {row['cell']}", row["ratio"], TARGETS["loop_ratio_min"], True)
+    for row in report.get("cells", []):
+        if (row["batch_size"], row["seq_len"], row["hidden_size"]) == (256, 64, 64):
+            for cell in ("scratch", "concat"):
+                value = row[f"{cell}_ratio"]
+                name = f"{cell}/nn.RNN fwd+bwd, 256x64x64 {row['nonlinearity']}"
+                add(name, value, TARGETS["cell_ratio_max"], False)
+    if "data" in report:
+        add(
+            "windows of 1e6 points, ms",
+            report["data"]["views_ms"],
+            TARGETS["windows_ms_max"],
+            False,
+        )
+    run = report.get("run", {})
+    add(
+        "train.py wall - import, s",
+        run.get("run_minus_import_s"),
+        TARGETS["run_minus_import_s_max"],
+        False,
+    )
+    add(
+        "per-job overhead in a sweep, s",
+        run.get("job_overhead_s"),
+        TARGETS["job_overhead_s_max"],
+        False,
+    )
+    return found
+
+
+def print_report(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    print(
+        f"rnnlab bench: {m['cpu']}, {m['logical_cpus']} logical CPUs, {m['torch_threads']} torch "
+        f"thread(s), device {m['device']}; torch {m['torch']}, lightning {m['lightning']}, "
+        f"Python {m['python']}; medians of {report['settings']['reps']} interleaved repetitions"
+    )
+    if "loop" in report:
+        loop = report["loop"]
+        print(
+            f"\n[loop] training samples/s at the default config, {loop['epochs']} epochs "
+            "(project: time in training steps, without validation and checkpoints)"
+        )
+        rows = [
+            [
+                r["cell"],
+                f"{r['batch_size']}x{r['seq_len']}x{r['hidden_size']}",
+                r["steps"],
+                r["plain_samples_per_s"],
+                r["project_samples_per_s"],
+                r["plain_ms_per_step"],
+                r["project_ms_per_step"],
+                r["ratio"],
+            ]
+            for r in loop["rows"]
+        ]
+        headers = ["cell", "BxLxH", "steps", "plain/s", "project/s", "plain ms", "proj ms", "ratio"]
+        print(table(headers, rows))
+    if "cells" in report:
+        print("\n[cells] forward+backward ms per batch (input size 2), ratio to nn.RNN")
+        rows = [
+            [
+                f"{r['batch_size']}x{r['seq_len']}x{r['hidden_size']}",
+                r["nonlinearity"],
+                r["ms"]["TorchRNN"],
+                r["ms"]["ScratchRNN"],
+                r["ms"]["ConcatRNN"],
+                r["scratch_ratio"],
+                r["concat_ratio"],
+            ]
+            for r in report["cells"]
+        ]
+        headers = ["BxLxH", "act", "nn.RNN", "Scratch", "Concat", "Scratch/RNN", "Concat/RNN"]
+        print(table(headers, rows))
+    if "data" in report:
+        d = report["data"]
+        note = (
+            f" (extrapolated from {d['seed_measured_points']} points)"
+            if d["seed_extrapolated"]
+            else ""
+        )
+        print(f"\n[data] windows of {d['points']} points at L={d['seq_len']}")
+        rows = [
+            ["make_windows (views)", d["views_ms"], d["views_new_bytes"] / 2**20],
+            [f"seed 002 list comprehension{note}", d["seed_ms"], d["seed_new_bytes"] / 2**20],
+        ]
+        print(table(["method", "ms", "new MiB"], rows))
+    if "compile" in report:
+        print("\n[compile] ScratchRNN forward+backward, torch.compile of the time step")
+        if isinstance(report["compile"], str):
+            print(f"  {report['compile']}")
+        else:
+            rows = [
+                [
+                    f"{r['batch_size']}x{r['seq_len']}x{r['hidden_size']}",
+                    r.get("compile_s", "-"),
+                    r.get("eager_ms", "-"),
+                    r.get("compiled_ms", "-"),
+                    r.get("speedup", r.get("error", "-")),
+                ]
+                for r in report["compile"]
+            ]
+            print(table(["BxLxH", "compile s", "eager ms", "compiled ms", "speed-up"], rows))
+    if "run" in report:
+        r = report["run"]
+        extra = f" with {' '.join(r['overrides'])}" if r["overrides"] else ""
+        print(f"\n[run] whole processes{extra}")
+        rows = [
+            ["python -c 'import torch, lightning, hydra'", r["import_s"], r["import_peak_rss_mib"]],
+            ["python train.py (default run)", r["run_s"], r["run_peak_rss_mib"]],
+            [
+                f"python train.py -m model=... ({r['sweep_jobs']} jobs)",
+                r["sweep_s"],
+                r["sweep_peak_rss_mib"],
+            ],
+        ]
+        print(table(["process", "wall s", "peak RSS MiB"], rows))
+        print(f"  train.py wall - import: {r['run_minus_import_s']:.2f} s", end="")
+        if "run_overhead_s" in r:
+            print(
+                f" = {r['run_train_steps_s']:.2f} s training steps + {r['run_overhead_s']:.2f} s "
+                "everything else"
+            )
+        else:
+            print()
+        print(f"  sweep: {r['job_s']:.2f} s per job (sweep wall - import, / jobs)", end="")
+        if "job_overhead_s" in r:
+            print(
+                f" = {r['job_train_steps_s']:.2f} s training steps + {r['job_overhead_s']:.2f} s "
+                "overhead; jobs share one process: the peak RSS is that of the largest job"
+            )
+        else:
+            print()
+    print("\n[targets]")
+    rows = [[t["target"], t["value"], "met" if t["met"] else "NOT met"] for t in report["targets"]]
+    print(table(["target", "measured", ""], rows))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m rnnlab.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--sections", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per measurement")
+    parser.add_argument("--run-reps", type=int, default=2, help="repetitions of whole processes")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (train.py: threads)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per fit in [loop]")
+    parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES), help="[cells] BxLxH list")
+    parser.add_argument("--compile-sizes", default="32x4x32,256x64x64", help="[compile] BxLxH")
+    parser.add_argument("--points", type=int, default=10**6, help="[data] series length")
+    parser.add_argument("--seed-points", type=int, default=10**4, help="[data] seed way at")
+    parser.add_argument("--budget", type=float, default=0.1, help="seconds per cell measurement")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda ([loop], [cells], [compile])")
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes, one repetition, 1-epoch runs, no compile: checks that it works",
+    )
+    opts = parser.parse_args(argv)
+    default = [s for s in SECTIONS if not (opts.quick and s == "compile")]
+    opts.sections = default if opts.sections is None else opts.sections.split(",")
+    unknown = set(opts.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    opts.run_overrides = []
+    if opts.quick:
+        opts.reps, opts.run_reps, opts.epochs, opts.budget = 1, 1, 1, 0.01
+        opts.sizes, opts.compile_sizes = "8x4x8", "8x4x8"
+        opts.points, opts.seed_points = 10**4, 500
+        opts.run_overrides = ["trainer.max_epochs=1"]
+    opts.sizes = opts.sizes.split(",")
+    opts.compile_sizes = opts.compile_sizes.split(",")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    opts = parse_args(argv)
+    torch.set_num_threads(opts.threads)
+    quiet_known_warnings()
+    report: dict[str, Any] = {
+        "machine": machine_info(opts.threads, opts.device),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
+    }
+    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
+        work = Path(tmp)
+        if "loop" in opts.sections:
+            report["loop"] = bench_loop(opts, work)
+        if "cells" in opts.sections:
+            report["cells"] = bench_cells(opts)
+        if "data" in opts.sections:
+            report["data"] = bench_data(opts)
+        if "compile" in opts.sections:
+            report["compile"] = bench_compile(opts)
+        if "run" in opts.sections:
+            report["run"] = bench_run(opts, work, report.get("loop"))
+    report["targets"] = targets(report)
+    print_report(report)
+    text = json.dumps(report, indent=2)
+    if opts.json is not None:
+        opts.json.parent.mkdir(parents=True, exist_ok=True)
+        opts.json.write_text(text + "\n")
+        print(f"\nJSON: {opts.json}")
+    else:
+        print(f"\n{text}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

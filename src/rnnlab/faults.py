@@ -1,0 +1,123 @@
+"""Lightning callbacks that keep a run's checkpoints resumable when it is stopped or diverges.
+
+- :func:`last_epoch_checkpoint`: ``checkpoints/last.ckpt``, written at every epoch end.
+- :class:`StopAtEpochEnd`: SIGINT/SIGTERM finish the current epoch, so the last checkpoint sits
+  on an epoch boundary and a resumed run reproduces an uninterrupted one exactly. A second
+  signal stops at once (Lightning then exits with status 1), leaving the previous epoch's
+  checkpoint to resume from. (A mid-epoch checkpoint would not resume exactly: the data
+  loader's position and the epoch's running sums are not in it.)
+- :class:`FiniteCheckpoints`: refuses to save a model that is no longer finite, so the last
+  checkpoint of a diverged run is its last finite one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from rnnlab import metrics as M
+from rnnlab.model import Diverged
+from rnnlab.resume import last_checkpoint, resume_command
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def last_epoch_checkpoint(run_dir: Path) -> ModelCheckpoint:
+    """``checkpoints/last.ckpt`` at the end of every epoch: where ``resume=`` continues from.
+
+    Not ``ModelCheckpoint(save_last=True)``: since Lightning 2.6 that writes only in epochs
+    where the monitored metric improved.
+    """
+    path = last_checkpoint(run_dir)
+    return ModelCheckpoint(dirpath=path.parent, filename=path.stem, enable_version_counter=False)
+
+
+class StopAtEpochEnd(Callback):
+    """Turns the first SIGINT/SIGTERM during training into a stop at the end of the epoch.
+
+    ``signum`` is the signal that stopped the run (None if none did). Lightning's own SIGTERM
+    handler (stop after the current batch) is replaced while training runs and put back after.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._trainer: L.Trainer | None = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # the second signal: stop now
+        self.signum = signum
+        trainer = self._trainer
+        epoch = trainer.current_epoch if trainer else "?"
+        log.warning(
+            "%s: stopping at the end of epoch %s, after saving a checkpoint "
+            "(send it again to stop at once)",
+            signal.Signals(signum).name,
+            epoch,
+        )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trainer = trainer
+        for signum in STOP_SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave signals to Lightning
+                return
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        stop = self.signum is not None
+        if trainer.world_size > 1:  # a signal may reach one rank only; all must stop together
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore()
+        if isinstance(exception, Diverged) or not trainer.is_global_zero:
+            return
+        run_dir = trainer.default_root_dir
+        if last_checkpoint(run_dir).is_file():
+            log.warning(
+                "stopped; resume from the last epoch's checkpoint with: %s", resume_command(run_dir)
+            )
+        else:
+            log.warning("stopped before the first checkpoint; start the run again")
+
+
+class FiniteCheckpoints(Callback):
+    """Raises :class:`Diverged` instead of saving a model whose weights or validation MSE are
+    no longer finite, so the last checkpoint of a diverged run is its last finite one.
+
+    The loss check in ``Forecaster.training_step`` sees a NaN one step after the update that
+    made it, and a finite training loss can still overflow on the validation split.
+    """
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        val_mse = trainer.callback_metrics.get(M.VAL_MSE)
+        if val_mse is not None and not torch.isfinite(val_mse):
+            raise Diverged(trainer.current_epoch, trainer.global_step, float(val_mse), M.VAL_MSE)
+        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
+            raise Diverged(trainer.current_epoch, trainer.global_step, math.nan, "weights")

@@ -1,0 +1,136 @@
+"""Resuming a stopped run in its own directory: ``python train.py resume=<run dir>``.
+
+The run's saved overrides (``.hydra/overrides.yaml``) are replayed before any new ones, Hydra is
+pointed at the same directory (so TensorBoard keeps writing to the same ``tb/`` run) and told
+not to overwrite the run's ``.hydra/`` record, and training restarts from
+``checkpoints/last.ckpt``, the end of the last finished epoch. A run whose checkpoint is missing
+or was made for another model is an error, never a silent fresh start.
+"""
+
+from __future__ import annotations
+
+import shlex
+import warnings
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlab.config import ConfigError
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+KEY = "resume"
+#: What a resumed run may change: how long and how it trains, not what it trains.
+CHANGEABLE = ("trainer", "threads", "logger")
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"python train.py resume={shlex.quote(str(run_dir))}"
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _unquote(value: str) -> str:
+    return value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+
+
+def expand_resume(argv: list[str]) -> list[str]:
+    """Rewrite a command line holding ``resume=<run dir>`` into the run's own overrides, the new
+    ones (which win), and the run's directory. Idempotent, so Lightning's DDP re-launch of the
+    rewritten command line leaves it as it is."""
+    given = [a for a in argv if _key(a) == KEY and not a.startswith("~")]
+    if not given or _unquote(given[-1].split("=", 1)[1]) in ("", "null"):
+        return argv
+    raw = _unquote(given[-1].split("=", 1)[1])
+    if "-m" in argv or "--multirun" in argv:
+        raise ConfigError(
+            f"resume={raw} works on one run, not with -m; resume sweep jobs one at a time: "
+            "python train.py resume=<sweep dir>/<job dir>"
+        )
+    run_dir = Path(raw).expanduser().resolve()
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    if not saved.is_file():
+        raise ConfigError(
+            f"resume={raw} is not allowed; expected a run directory (one with .hydra/ and "
+            f"{CHECKPOINT_DIR}/), and {saved} does not exist"
+        )
+    if not last_checkpoint(run_dir).is_file():
+        raise ConfigError(
+            f"resume={raw}: no checkpoint to resume from ({last_checkpoint(run_dir)} does not "
+            "exist: the run stopped before its first epoch ended); start it again without resume="
+        )
+    saved_overrides = [str(o) for o in OmegaConf.load(saved)]
+    new = [a for a in argv if "=" in a and not a.startswith("-") and _key(a) != KEY]
+    for arg in new:
+        if arg not in saved_overrides and _key(arg).split(".")[0] not in (*CHANGEABLE, "hydra"):
+            raise ConfigError(
+                f"resume={raw} cannot change {arg}: a resumed run keeps its model, data and seed "
+                f"(only {', '.join(CHANGEABLE)} may change); start a new run instead"
+            )
+    new_keys = {_key(a) for a in new}
+    replayed = [o for o in saved_overrides if _key(o) not in new_keys]
+    at = argv.index(given[-1])
+    quoted = f'"{run_dir}"'
+    expanded = [*argv[:at], *replayed, f"{KEY}={quoted}", *argv[at + 1 :]]
+    # The run's own directory, without overwriting its .hydra/ record of how it was started.
+    here = [f"hydra.run.dir={quoted}", "hydra.output_subdir=null"]
+    return expanded + [a for a in here if a not in expanded]
+
+
+def _differences(old: Any, new: Any, prefix: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            d
+            for k in sorted(set(old) | set(new), key=str)
+            for d in _differences(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+        ]
+    return [] if old == new else [f"{prefix} (was {old}, now {new})"]
+
+
+def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The checkpoint ``trainer.fit`` resumes from (None for a fresh run), after checking that
+    it was made by this run's model, data and seed."""
+    if cfg.get(KEY) is None:
+        return None
+    import torch
+
+    resume_dir = Path(cfg[KEY])
+    path = last_checkpoint(resume_dir)
+    if not path.is_file():
+        raise ConfigError(f"resume={resume_dir}: {path} does not exist")
+    if resume_dir.resolve() != Path(run_dir).resolve():
+        raise ConfigError(f"resume={resume_dir} must run in that directory, not in {run_dir}")
+    saved_cfg = resume_dir / ".hydra" / "config.yaml"
+    if saved_cfg.is_file():
+        keep = [k for k in cfg if k not in (*CHANGEABLE, KEY)]
+        old = OmegaConf.to_container(OmegaConf.load(saved_cfg), resolve=True)
+        new = OmegaConf.to_container(cfg, resolve=True)
+        changed = _differences({k: old.get(k) for k in keep}, {k: new.get(k) for k in keep}, "")
+        if changed:
+            raise ConfigError(
+                f"resume={resume_dir} cannot change {changed[0]}: a resumed run keeps its model, "
+                f"data and seed (only {', '.join(CHANGEABLE)} may change); start a new run instead"
+            )
+    hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    check_hparams(hparams, OmegaConf.to_container(cfg.model, resolve=True), path)
+    # Lightning warns that checkpoints/ is not empty: expected, it is the run being resumed.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    return path
+
+
+def check_hparams(saved: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:
+    """A clear error instead of a tensor-shape traceback when a checkpoint holds another model."""
+    changed = [
+        f"model.{k}={wanted[k]} (checkpoint: {saved[k]})"
+        for k in wanted
+        if k in saved and saved[k] != wanted[k]
+    ]
+    if changed:
+        raise ConfigError(f"checkpoint {path} was trained with another model: {'; '.join(changed)}")

@@ -1,0 +1,293 @@
+"""What rnnlab writes to TensorBoard beyond Lightning's own scalars: gradient norms, RNN health,
+figures, optional histograms, and one HParams session per job with its real final metrics.
+
+Everything per step is kept to a few tensor ops; logging happens once per epoch, because a
+per-step ``self.log`` costs more than a training step of these small models.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from torch.utils.tensorboard import SummaryWriter
+
+from rnnlab import figures
+from rnnlab import metrics as M
+
+#: HParams' status filter by the run's status; diverged and failed runs show as failures.
+SESSION_STATUS = {"ok": api_pb2.STATUS_SUCCESS, "interrupted": api_pb2.STATUS_UNKNOWN}
+#: Above this |h| a tanh unit passes almost no gradient (tanh'(2.65) = 0.02).
+TANH_SATURATION = 0.99
+
+
+def _writer(trainer: L.Trainer) -> SummaryWriter | None:
+    """The TensorBoard writer of the run; None when TensorBoard logging is off, and on the
+    processes other than rank 0 of a multi-device run."""
+    logger = trainer.logger
+    if not trainer.is_global_zero or not isinstance(logger, TensorBoardLogger):
+        return None
+    return logger.experiment
+
+
+def _epoch_step(trainer: L.Trainer) -> int:
+    """The step Lightning logs epoch-level metrics at: the epoch's last optimizer step."""
+    return max(trainer.global_step - 1, 0)
+
+
+def _log_epoch_scalars(trainer: L.Trainer, values: dict[str, torch.Tensor]) -> None:
+    """Write straight to the loggers at the epoch's step: ``self.log`` costs about 1 ms a
+    call here, more than a training step."""
+    scalars = {name: float(value) for name, value in values.items()}
+    for logger in trainer.loggers:
+        logger.log_metrics(scalars, step=_epoch_step(trainer))
+
+
+class GradNormMonitor(Callback):
+    """Mean and max of the total gradient norm over each epoch's steps, before clipping.
+
+    ``on_before_optimizer_step`` runs after backward and before Lightning clips, so this is
+    the norm that clipping acts on: the exploding-gradient question, answered per epoch.
+    Per step it costs one concatenation and one norm (a norm per parameter costs 3x more).
+    """
+
+    def __init__(self) -> None:
+        self._params: list[torch.nn.Parameter] = []
+        self.norms: list[torch.Tensor] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._params = [p for p in pl_module.parameters() if p.requires_grad]
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.norms = []
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        grads = [p.grad.reshape(-1) for p in self._params if p.grad is not None]
+        if grads:
+            self.norms.append(torch.linalg.vector_norm(torch.cat(grads)))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.norms:
+            norms = torch.stack(self.norms)
+            _log_epoch_scalars(trainer, {M.GRAD_NORM: norms.mean(), M.GRAD_NORM_MAX: norms.max()})
+
+
+@torch.no_grad()
+def hidden_state_health(h: torch.Tensor, nonlinearity: str) -> dict[str, torch.Tensor]:
+    """Mean and max |h| of hidden states ``(B, L, H)``, plus the fraction of saturated entries
+    (tanh: |h| > 0.99) or of dead units (ReLU: zero for every sample and step)."""
+    magnitude = h.abs()
+    stats = {M.HIDDEN_MEAN_ABS: magnitude.mean(), M.HIDDEN_MAX_ABS: magnitude.max()}
+    if nonlinearity == "tanh":
+        stats[M.TANH_SATURATED] = (magnitude > TANH_SATURATION).float().mean()
+    else:
+        stats[M.RELU_DEAD] = (h == 0).flatten(0, -2).all(0).float().mean()
+    return stats
+
+
+class HiddenStateHealth(Callback):
+    """RNN health once per epoch, from the top layer's hidden states on the first validation
+    batch (fixed, since validation is not shuffled): one extra forward pass per epoch."""
+
+    def __init__(self) -> None:
+        self._inputs: torch.Tensor | None = None
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx == 0 and dataloader_idx == 0:
+            self._inputs = batch[0]
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self._inputs is None:
+            return
+        with torch.no_grad():
+            h, _ = pl_module.cell(self._inputs)
+        _log_epoch_scalars(trainer, hidden_state_health(h, pl_module.hparams.nonlinearity))
+
+
+class ParamHistograms(Callback):
+    """Weight and gradient (before clipping) histograms on each epoch's last step."""
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        writer = _writer(trainer)
+        if writer is None or not trainer.is_last_batch:
+            return
+        for name, param in pl_module.named_parameters():
+            writer.add_histogram(f"weights/{name}", param.detach(), trainer.global_step)
+            if param.grad is not None:
+                writer.add_histogram(f"grads/{name}", param.grad, trainer.global_step)
+
+
+def add_png(writer: SummaryWriter, tag: str, png: bytes, step: int) -> None:
+    """Write already-encoded PNG bytes as a TensorBoard image (no decode and re-encode)."""
+    width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR chunk
+    image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
+    writer._get_file_writer().add_summary(
+        Summary(value=[Summary.Value(tag=tag, image=image)]), step
+    )
+
+
+class ForecastFigures(Callback):
+    """Figures under the ``figures/`` image tags, and as PNG files in ``figures_dir``.
+
+    All are drawn after testing, so the forecasts are those of the checkpoint the test metrics
+    score, and drawing stays out of the fit time. The forecast figures (one-step predictions,
+    rollout, rollout error) can also be drawn every ``every_n_epochs`` epochs during training
+    (TensorBoard only), to watch the rollout improve.
+    """
+
+    def __init__(
+        self, figures_dir: Path, every_n_epochs: int = 0, rollout_steps: int | None = None
+    ) -> None:
+        self.figures_dir = Path(figures_dir)
+        self.every_n_epochs, self.rollout_steps = every_n_epochs, rollout_steps
+
+    def _emit(self, trainer: L.Trainer, figs: dict[str, Figure], step: int, save: bool) -> None:
+        writer = _writer(trainer)
+        if save:
+            self.figures_dir.mkdir(parents=True, exist_ok=True)
+        for name, fig in figs.items():
+            png = figures.to_png(fig)
+            if writer is not None:
+                add_png(writer, f"figures/{name}", png, step)
+            if save:
+                (self.figures_dir / f"{name}.png").write_bytes(png)
+
+    def _forecasts(self, trainer: L.Trainer, pl_module: L.LightningModule) -> figures.Forecasts:
+        return figures.forecast_test_split(pl_module, trainer.datamodule, self.rollout_steps)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if self.every_n_epochs <= 0 or epoch % self.every_n_epochs or not trainer.is_global_zero:
+            return
+        # The last epoch is left to on_test_end, which draws the tested checkpoint.
+        if trainer.sanity_checking or epoch == trainer.max_epochs:
+            return
+        fc = self._forecasts(trainer, pl_module)
+        self._emit(trainer, figures.forecast_figures(fc), _epoch_step(trainer), save=False)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        fc = self._forecasts(trainer, pl_module)
+        figs = {"data": figures.data_figure(dm.series, dm.bounds), **figures.forecast_figures(fc)}
+        self._emit(trainer, figs, trainer.global_step, save=True)  # the test metrics' step
+
+
+def tensorboard_callbacks(logger_cfg: Any, run_dir: Path) -> list[Callback]:
+    """The callbacks ``conf/logger/tensorboard.yaml`` asks for."""
+    callbacks: list[Callback] = [
+        GradNormMonitor(),
+        HiddenStateHealth(),
+        ForecastFigures(
+            Path(run_dir) / "figures",
+            every_n_epochs=logger_cfg.get("figures_every_n_epochs", 0),
+            rollout_steps=logger_cfg.get("rollout_steps"),
+        ),
+    ]
+    if logger_cfg.get("histograms", False):
+        callbacks.append(ParamHistograms())
+    return callbacks
+
+
+def _hparams_summary(tag: str, **data: Any) -> Summary:
+    content = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(**data))
+    return Summary(value=[Summary.Value(tag=tag, metadata=content)])
+
+
+def _hparam(
+    session: plugin_data_pb2.SessionStartInfo, name: str, value: Any, differs: bool
+) -> api_pb2.HParamInfo:
+    """Store ``value`` in the session; return its column (numbers, booleans, the rest as text)."""
+    if isinstance(value, bool):
+        session.hparams[name].bool_value = value
+        kind = api_pb2.DATA_TYPE_BOOL
+    elif isinstance(value, int | float):
+        session.hparams[name].number_value = value
+        kind = api_pb2.DATA_TYPE_FLOAT64
+    else:
+        session.hparams[name].string_value = str(value)
+        kind = api_pb2.DATA_TYPE_STRING
+    return api_pb2.HParamInfo(name=name, type=kind, differs=differs)
+
+
+def hparams_of(cfg: DictConfig) -> tuple[dict[str, Any], set[str]]:
+    """The HParams columns of a job, and the ones its command line set.
+
+    Outside Hydra (a test calling ``rnnlab.experiment.run``) nothing counts as set.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    choices, command_line = {}, set()
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        choices = hydra_cfg.runtime.choices
+        command_line = {o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.task}
+    params: dict[str, Any] = {"model": choices["model"]} if "model" in choices else {}
+    params.update({f"model.{k}": v for k, v in OmegaConf.to_container(cfg.model).items()})
+    params.update({f"data.{k}": v for k, v in OmegaConf.to_container(cfg.data).items()})
+    params["seed"] = cfg.seed
+    params.update({f"trainer.{k}": cfg.trainer.get(k) for k in ("max_epochs", "gradient_clip_val")})
+    return params, command_line & set(params)
+
+
+@rank_zero_only
+def log_final_results(
+    logger: TensorBoardLogger,
+    params: dict[str, Any],
+    result: dict[str, Any],
+    step: int,
+    varied: Collection[str] = (),
+) -> None:
+    """Write this job's HParams session: its hyperparameters and, as metrics, the scalar tags
+    of ``M.HPARAMS_METRICS``, whose last values TensorBoard shows (no ``-1`` placeholder).
+
+    The metrics Lightning logged during fit and test are already scalars; the rollout MSE is
+    computed after testing and is written here, at the last step. Nothing is written at step
+    0, which would put a stray point at the start of every curve.
+
+    TensorBoard's table shows five hyperparameter columns at first, those marked ``differs``
+    before the rest: ``varied`` names the ones this job set on its command line, which in a
+    sweep are the ones being compared.
+    """
+    rollout = result.get(M.TEST_ROLLOUT_MSE)
+    if rollout is not None:
+        logger.log_metrics({M.TEST_ROLLOUT_MSE: rollout}, step=step)
+    session = plugin_data_pb2.SessionStartInfo()
+    infos = [_hparam(session, k, v, differs=k in varied) for k, v in params.items()]
+    # Every job declares the same metric columns, filled or not; the table shows five at first.
+    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in M.HPARAMS_METRICS]
+    experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos)
+    status = SESSION_STATUS.get(result["status"], api_pb2.STATUS_FAILURE)
+    end = plugin_data_pb2.SessionEndInfo(status=status)
+    writer = logger.experiment._get_file_writer()
+    for summary in (
+        _hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment),
+        _hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=session),
+        _hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end),
+    ):
+        writer.add_summary(summary)
+    logger.experiment.flush()

@@ -1,0 +1,282 @@
+"""The sweep summary on synthetic job directories, the sweep presets, and a crashed job's record."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+from conftest import CONF
+from hydra import compose, initialize_config_dir
+
+import rnnlab.config  # noqa: F401  (registers the config schema conf/config.yaml lists)
+from rnnlab import metrics as M
+from rnnlab import sweep
+
+
+def make_job(
+    sweep_dir: Path,
+    num: int,
+    overrides: list[str],
+    status: str | None = "ok",
+    test_mse: float | None = None,
+    val: float | None = None,
+    **extra,
+) -> Path:
+    """A job directory as a real sweep leaves it; ``status=None``: no metrics.json."""
+    name = f"{num}_" + ",".join(o for o in overrides if not o.startswith("sweep="))
+    job = sweep_dir / name
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if status is not None:
+        cell = dict(o.split("=") for o in overrides).get("model", "scratch")
+        record = dict.fromkeys(M.FINAL_METRICS)
+        record.update(
+            {M.TEST_MSE: test_mse, M.VAL_MSE_BEST: val, M.PERSISTENCE_MSE: 5e-3},
+            status=status,
+            epochs=3,
+            fit_seconds=1.5,
+            params=1218,
+            config={"model": {"cell": cell, "loss": "last"}},
+        )
+        record.update(extra)
+        (job / M.METRICS_FILE).write_text(json.dumps(record))
+    return job
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    """Seven jobs over model x data.seq_len: three ok, one diverged, one failed, one missing,
+    and one whose metrics.json was cut off mid-write; summarised once."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    make_job(tmp_path, 0, ["model=scratch", "data.seq_len=4", "sweep=quick"], "ok", 2e-4, 3e-4)
+    make_job(tmp_path, 1, ["model=scratch", "data.seq_len=8", "sweep=quick"], "ok", 1e-4, 1e-4)
+    make_job(tmp_path, 2, ["model=torch", "data.seq_len=4", "sweep=quick"], "ok", 6e-4, 2e-4)
+    make_job(
+        tmp_path,
+        3,
+        ["model=torch", "data.seq_len=8", "sweep=quick"],
+        "diverged",
+        error="loss became nan at epoch 1, step 30",
+    )
+    make_job(
+        tmp_path,
+        4,
+        ["model=concat", "data.seq_len=4", "sweep=quick"],
+        "failed",
+        error="ValueError: boom | with a pipe",
+    )
+    make_job(tmp_path, 5, ["model=concat", "data.seq_len=8", "sweep=quick"], status=None)
+    cut = make_job(tmp_path, 6, ["model=concat", "data.seq_len=16", "sweep=quick"], status=None)
+    (cut / M.METRICS_FILE).write_text('{"status": "ok", "test/m')
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")  # not a job
+    (tmp_path / ".submitit").mkdir()  # not a job either
+    sweep.summarize(tmp_path)
+    return tmp_path
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_csv_has_one_row_per_job_with_overrides_as_columns(sweep_dir):
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert len(rows) == 7
+    header = list(rows[0])
+    assert header[:3] == ["job", "model", "data.seq_len"]
+    assert "sweep" not in header  # a preset's name is not a job setting
+    for column in (*M.FINAL_METRICS, "status", "epochs", "fit_seconds", "params", "error"):
+        assert column in header
+    by_job = {int(r["job"]): r for r in rows}
+    assert (by_job[2]["model"], by_job[2]["data.seq_len"], by_job[2]["status"]) == (
+        "torch",
+        "4",
+        "ok",
+    )
+    assert float(by_job[2][M.TEST_MSE]) == 6e-4
+    assert by_job[3]["status"] == "diverged" and "nan" in by_job[3]["error"]
+    assert by_job[4]["status"] == "failed" and by_job[4]["error"].startswith("ValueError: boom")
+    assert by_job[5]["status"] == "missing" and by_job[5][M.TEST_MSE] == ""
+    assert by_job[6]["status"] == "missing" and "unreadable" in by_job[6]["error"]
+    assert by_job[5]["model"] == "concat"  # overrides come from .hydra even without metrics
+
+
+def test_rows_are_best_first_by_the_objective_then_by_status(sweep_dir):
+    rows = read_csv(sweep_dir / "summary.csv")
+    # val/mse_best ranks (not test/mse): job 1 (1e-4), job 2 (2e-4), job 0 (3e-4)
+    assert [int(r["job"]) for r in rows] == [1, 2, 0, 3, 4, 5, 6]
+
+
+def test_markdown_shows_best_per_cell_and_mean_test_mse_per_factor_value(sweep_dir):
+    md = (sweep_dir / "summary.md").read_text()
+    assert "7 jobs: 3 ok, 1 diverged, 1 failed, 2 missing." in md
+    assert "| scratch | data.seq_len=8 | ok | 0.0001 | 0.0001 | 50x |" in md
+    assert "| torch | data.seq_len=4 | ok | 0.0002 | 0.0006 | 8.3x |" in md
+    assert "| concat | (no finished job) | failed |" in md
+    # seq_len=4: ok jobs 0 and 2 -> mean (2e-4 + 6e-4) / 2; job 4 failed
+    assert "| `data.seq_len` | 4 | 2 | 0 | 1 | 0.0004 | 0.0004 |" in md
+    assert "| `data.seq_len` | 8 | 1 | 1 | 1 | 0.0001 | 0.0001 |" in md
+    assert "| `model` | concat | 0 | 0 | 3 | - | - |" in md
+    rows = [line for line in md.split("## Jobs, best first")[1].splitlines() if line[:2] == "| "]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == list("1203456")
+    assert "ValueError: boom \\| with a pipe" in md  # a pipe would break the table
+
+
+def test_png_is_a_real_image_for_numeric_and_categorical_sweeps(sweep_dir, tmp_path_factory):
+    image = matplotlib.image.imread(sweep_dir / "summary.png")
+    assert image.shape[0] > 200 and image.shape[1] > 400
+    cells_only = tmp_path_factory.mktemp("cells")
+    for num, cell in enumerate(["scratch", "concat", "torch"]):
+        make_job(cells_only, num, [f"model={cell}"], "ok", 1e-4 * (num + 1), 1e-4 * (num + 1))
+    sweep.summarize(cells_only)
+    assert matplotlib.image.imread(cells_only / "summary.png").shape[0] > 100
+
+
+def test_empty_or_unfinished_sweep_still_gets_a_summary(tmp_path):
+    sweep.summarize(tmp_path)
+    assert read_csv(tmp_path / "summary.csv") == []
+    assert "0 jobs: none yet." in (tmp_path / "summary.md").read_text()
+    assert (tmp_path / "summary.png").stat().st_size > 0
+
+
+def test_cli_rebuilds_the_files(tmp_path, capsys):
+    make_job(tmp_path, 0, ["model=torch"], "ok", 1e-4, 1e-4)
+    sweep.main([str(tmp_path)])
+    names = ("summary.csv", "summary.md", "summary.png")
+    assert capsys.readouterr().out.split() == [str(tmp_path / name) for name in names]
+    assert read_csv(tmp_path / "summary.csv")[0]["model"] == "torch"
+    with pytest.raises(SystemExit):
+        sweep.main([str(tmp_path / "nope")])
+
+
+def job_overrides(*overrides: str) -> list[list[str]]:
+    """The jobs Hydra's BasicSweeper would run for this command line."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *overrides])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def test_grid_preset_is_the_full_product_and_the_command_line_wins():
+    jobs = job_overrides("sweep=grid")
+    assert len(jobs) == 3 * 2 * 3 * 3 * 2
+    assert {j[0] for j in jobs} == {"model=scratch", "model=concat", "model=torch"}
+    narrowed = job_overrides("sweep=grid", "data.seq_len=4", "model=torch")
+    assert len(narrowed) == 2 * 3 * 2
+    assert all("data.seq_len=4" in j and "model=torch" in j for j in narrowed)
+
+
+def test_quick_preset_is_small_and_short():
+    assert len(job_overrides("sweep=quick")) <= 8
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["sweep=quick"])
+        assert cfg.trainer.max_epochs <= 5
+        cfg = compose("config", overrides=["sweep=quick", "trainer.max_epochs=7"])
+        assert cfg.trainer.max_epochs == 7
+
+
+def test_sweep_dirs_are_unique_per_start(tmp_path):
+    """Two sweeps started in the same second get different directories (microseconds)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        dirs = [compose("config", return_hydra_config=True).hydra.sweep.dir for _ in range(3)]
+    assert len(set(dirs)) == 3
+    assert all(d.startswith("outputs/multirun/") for d in dirs)
+
+
+@pytest.fixture
+def hydra_job(tmp_path):
+    """A composed task config and Hydra's job config, as Hydra sets them before a task runs."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    def _job(mode, *overrides: str):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+            cfg.hydra.mode = mode
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]  # a task gets its config without the hydra node
+        return cfg
+
+    yield _job
+    HydraConfig.instance().cfg = None
+
+
+def _crashing_overrides() -> list[str]:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine where trainer.accelerator=gpu cannot start")
+    return ["trainer.accelerator=gpu", "trainer.max_epochs=1"]
+
+
+def test_crashed_sweep_job_is_recorded_as_failed(hydra_job, tmp_path):
+    from hydra.types import RunMode
+
+    from rnnlab.experiment import train
+
+    cfg = hydra_job(RunMode.MULTIRUN, *_crashing_overrides())
+    assert train(cfg) == math.inf
+    record = json.loads((tmp_path / M.METRICS_FILE).read_text())
+    assert record["status"] == "failed"
+    assert "gpu" in record["error"] and "Traceback" in record["traceback"]
+    assert record["config"]["trainer"]["accelerator"] == "gpu"
+    assert all(record[name] is None for name in M.FINAL_METRICS)
+
+
+def test_crashed_single_run_raises(hydra_job, tmp_path):
+    from hydra.types import RunMode
+
+    from rnnlab.experiment import train
+
+    cfg = hydra_job(RunMode.RUN, *_crashing_overrides())
+    with pytest.raises(Exception, match="gpu"):
+        train(cfg)
+    assert not (tmp_path / M.METRICS_FILE).exists()
+
+
+def test_slurm_launcher_preset_runs_one_task_per_job():
+    """conf/hydra/launcher/slurm.yaml builds Hydra's submitit SLURM launcher (no cluster here)."""
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=1", "threads=2"],
+            return_hydra_config=True,
+        )
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"  # Hydra imports plugins its own way
+    params = launcher.params
+    assert (params["nodes"], params["tasks_per_node"]) == (1, 1)
+    assert (params["cpus_per_task"], params["gpus_per_node"]) == (2, 1)  # threads, override
+    assert params["submitit_folder"].startswith(str(cfg.hydra.sweep.dir))
+
+
+def test_a_searched_factor_is_shown_in_three_ranges(tmp_path):
+    """Optuna picks a new learning rate per trial: per-value means would be one row per job."""
+    for num in range(9):
+        lr = 10 ** (-4 + num / 3)
+        make_job(tmp_path, num, [f"model.lr={lr}", "model.hidden_size=32"], "ok", lr, lr)
+    make_job(tmp_path, 9, ["model.lr=0.5", "model.hidden_size=64"], "ok", 1.0, 1.0)
+    jobs = sweep.collect(tmp_path)
+    assert [label for label, _ in sweep.factor_groups(jobs, "model.lr")] == [
+        "0.0001 to 0.000464",
+        "0.001 to 0.00464",
+        "0.01 to 0.5",
+    ]
+    assert [value for value, _ in sweep.factor_groups(jobs, "model.hidden_size")] == ["32", "64"]
+    md = sweep.markdown(jobs, "search")
+    assert "| `model.lr` | 0.01 to 0.5 | 4 | 0 | 0 |" in md
+    assert "| 0 | 0.0001 | 32 | ok |" in md  # long searched values are shortened for reading
