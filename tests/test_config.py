@@ -137,7 +137,7 @@ def test_ddp_inside_a_sweep_is_refused_with_the_supported_ways():
 
         cfg = compose("config", overrides=["trainer=ddp"], return_hydra_config=True)
     cfg.hydra.mode = RunMode.MULTIRUN
-    with pytest.raises(ConfigError, match=r"hydra/launcher=joblib.*submitit_slurm"):
+    with pytest.raises(ConfigError, match=r"hydra/launcher=joblib.*hydra/launcher=slurm"):
         validate(cfg)
     cfg.trainer.devices = 1  # one device per job is fine
     validate(cfg)

@@ -41,7 +41,7 @@ from omegaconf import DictConfig
 
 from rnnlab.cells import ConcatRNN, ScratchRNN, TorchRNN, compiled_step
 from rnnlab.data import make_windows, sincos_series
-from rnnlab.experiment import build_datamodule, build_trainer, quiet_known_warnings
+from rnnlab.experiment import build_datamodule, build_model, build_trainer, quiet_known_warnings
 from rnnlab.model import Forecaster
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: conf/ and train.py
@@ -128,6 +128,8 @@ def compose(overrides: list[str]) -> DictConfig:
 
     import rnnlab.config  # noqa: F401  (registers the config schema)
 
+    if not (ROOT / "conf").is_dir():
+        raise SystemExit(f"rnnlab.bench runs from a checkout: no conf/ in {ROOT}")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides)
 
@@ -161,18 +163,17 @@ class TimedForecaster(Forecaster):
 
 
 def _model(cfg: DictConfig) -> TimedForecaster:
-    from rnnlab.experiment import build_model
-
     return TimedForecaster(**build_model(cfg).hparams)
 
 
-def project_fit(cfg: DictConfig, out_dir: Path) -> tuple[float, int]:
-    """Seconds in training steps and the number of steps of the project's path."""
+def project_fit(cfg: DictConfig, out_dir: Path) -> tuple[float, int, float]:
+    """Seconds in training steps, number of steps and seconds in ``fit`` of the project's path."""
     L.seed_everything(cfg.seed, verbose=False)
     dm, model = build_datamodule(cfg), _model(cfg)
     trainer = build_trainer(cfg, out_dir)
+    start = time.perf_counter()
     trainer.fit(model, datamodule=dm)
-    return model.train_seconds, trainer.global_step
+    return model.train_seconds, trainer.global_step, time.perf_counter() - start
 
 
 def plain_fit(cfg: DictConfig, device: str) -> tuple[float, int]:
@@ -223,9 +224,11 @@ def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
     runs = iter(range(10**6))
     steps: dict[str, int] = {}
+    fit_s: list[float] = []
 
     def project() -> float:
-        seconds, steps["project"] = project_fit(cfg, work / f"loop_{cell}_{next(runs)}")
+        seconds, steps["project"], fit = project_fit(cfg, work / f"loop_{cell}_{next(runs)}")
+        fit_s.append(fit)
         return seconds
 
     def plain() -> float:
@@ -234,6 +237,7 @@ def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     times = interleaved({"plain": plain, "project": project}, opts.reps)
     batch = cfg.data.batch_size
+    outside = [fit - steps_s for fit, steps_s in zip(fit_s, times["project"], strict=True)]
     plain_rate = steps["plain"] * batch / median(times["plain"])
     project_rate = steps["project"] * batch / median(times["project"])
     return {
@@ -247,8 +251,11 @@ def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
         "plain_ms_per_step": 1e3 * batch / plain_rate,
         "project_ms_per_step": 1e3 * batch / project_rate,
         "ratio": project_rate / plain_rate,
+        # validation, checkpoints and epoch-end logging: fit time outside the training steps
+        "epoch_overhead_ms": 1e3 * median(outside) / opts.epochs,
         "plain_s": times["plain"],
         "project_s": times["project"],
+        "fit_s": fit_s,
     }
 
 
@@ -528,7 +535,8 @@ def print_report(report: dict[str, Any]) -> None:
         loop = report["loop"]
         print(
             f"\n[loop] training samples/s at the default config, {loop['epochs']} epochs "
-            "(project: time in training steps, without validation and checkpoints)"
+            "(project: time in training steps; epoch+ ms: validation, checkpoints and epoch-end "
+            "logging per epoch, outside the steps)"
         )
         rows = [
             [
@@ -540,10 +548,21 @@ def print_report(report: dict[str, Any]) -> None:
                 r["plain_ms_per_step"],
                 r["project_ms_per_step"],
                 r["ratio"],
+                r["epoch_overhead_ms"],
             ]
             for r in loop["rows"]
         ]
-        headers = ["cell", "BxLxH", "steps", "plain/s", "project/s", "plain ms", "proj ms", "ratio"]
+        headers = [
+            "cell",
+            "BxLxH",
+            "steps",
+            "plain/s",
+            "project/s",
+            "plain ms",
+            "proj ms",
+            "ratio",
+            "epoch+ ms",
+        ]
         print(table(headers, rows))
     if "cells" in report:
         print("\n[cells] forward+backward ms per batch (input size 2), ratio to nn.RNN")

@@ -254,16 +254,16 @@ def _check_not_ddp_in_sweep(cfg: DictConfig) -> None:
     hydra = _hydra_node(cfg)
     if hydra is None or hydra.mode != RunMode.MULTIRUN:
         return
-    if "submitit" in str(hydra.launcher.get("_target_", "")):
+    if str(hydra.launcher.get("_target_", "")).endswith("SlurmLauncher"):
         return
     if runs_several_processes(cfg.trainer):
         raise ConfigError(
             f"trainer.devices={_show(cfg.trainer.get('devices'))} (more than one process) is "
             "not supported inside a -m sweep: Lightning's DDP re-runs the script, which re-runs "
             "the sweep. Use one device per job and run jobs in parallel "
-            "(hydra/launcher=joblib), or use DDP per job on a cluster (hydra/launcher="
-            "submitit_slurm hydra.launcher.tasks_per_node=N trainer.devices=N), or run "
-            "trainer=ddp as a single run"
+            "(hydra/launcher=joblib), or DDP inside each job of a SLURM sweep (hydra/launcher="
+            "slurm hydra.launcher.tasks_per_node=N hydra.launcher.gpus_per_node=N trainer=ddp "
+            "trainer.devices=N), or trainer=ddp in a single run"
         )
 
 

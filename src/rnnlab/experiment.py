@@ -25,9 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab import metrics as M
 from rnnlab.config import validate
 from rnnlab.data import SinCosDataModule
-from rnnlab.faults import FiniteCheckpoints, StopAtEpochEnd, last_epoch_checkpoint
+from rnnlab.faults import FiniteCheckpoints, StopAtEpochEnd, interruption, last_epoch_checkpoint
 from rnnlab.model import Diverged, Forecaster
-from rnnlab.resume import CHECKPOINT_DIR, checkpoint_to_resume, resume_command
+from rnnlab.resume import CHECKPOINT_DIR, checkpoint_to_resume
 from rnnlab.tb_logging import hparams_of, log_final_results, tensorboard_callbacks
 
 log = logging.getLogger(__name__)
@@ -142,18 +142,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             status="diverged", error=str(err), diverged_epoch=err.epoch, diverged_step=err.step
         )
     fit_seconds = time.perf_counter() - start
-    stop = next(c for c in trainer.callbacks if isinstance(c, StopAtEpochEnd))
-    if stop.signum is not None and trainer.current_epoch < (trainer.max_epochs or 0):
-        result.update(
-            status="interrupted",
-            stopped_by=signal.Signals(stop.signum).name,
-            error=f"stopped by {signal.Signals(stop.signum).name} after {trainer.current_epoch} of "
-            f"{trainer.max_epochs} epochs; resume with: {resume_command(run_dir)}",
-        )
+    if result["status"] == "ok":
+        result.update(interruption(trainer, run_dir))  # status "interrupted" after SIGINT/SIGTERM
 
     values = {k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()}
     if result["status"] == "ok":
-        trainer.test(model, datamodule=dm, ckpt_path="best", verbose=False)
+        best = trainer.checkpoint_callback.best_model_path  # the first, val/mse, checkpoint
+        trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)
         values.update({k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()})
         values[M.TEST_ROLLOUT_MSE] = rollout_mse(model, dm)
     result.update({name: values.get(name) for name in M.FINAL_METRICS})

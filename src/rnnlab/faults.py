@@ -59,12 +59,12 @@ class StopAtEpochEnd(Callback):
             raise KeyboardInterrupt  # the second signal: stop now
         self.signum = signum
         trainer = self._trainer
-        epoch = trainer.current_epoch if trainer else "?"
         log.warning(
-            "%s: stopping at the end of epoch %s, after saving a checkpoint "
+            "%s: stopping after epoch %s of %s, once its checkpoint is saved "
             "(send it again to stop at once)",
             signal.Signals(signum).name,
-            epoch,
+            trainer.current_epoch + 1 if trainer else "?",
+            trainer.max_epochs if trainer else "?",
         )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -81,10 +81,12 @@ class StopAtEpochEnd(Callback):
         self._previous = {}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        stop = self.signum is not None
+        signum = self.signum or 0
         if trainer.world_size > 1:  # a signal may reach one rank only; all must stop together
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if stop:
+            signum = torch.tensor(signum, device=pl_module.device)
+            signum = int(trainer.strategy.reduce(signum, reduce_op="max"))
+        if signum:
+            self.signum = signum
             trainer.should_stop = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -103,6 +105,21 @@ class StopAtEpochEnd(Callback):
             )
         else:
             log.warning("stopped before the first checkpoint; start the run again")
+
+
+def interruption(trainer: L.Trainer, run_dir: Path) -> dict[str, Any]:
+    """``metrics.json`` fields for a run that :class:`StopAtEpochEnd` stopped before its last
+    epoch (status ``interrupted``, the signal, how to resume); empty if it was not."""
+    stop = next(c for c in trainer.callbacks if isinstance(c, StopAtEpochEnd))
+    if stop.signum is None or trainer.current_epoch >= (trainer.max_epochs or 0):
+        return {}
+    name = signal.Signals(stop.signum).name
+    return {
+        "status": "interrupted",
+        "stopped_by": name,
+        "error": f"stopped by {name} after {trainer.current_epoch} of {trainer.max_epochs} "
+        f"epochs; resume with: {resume_command(run_dir)}",
+    }
 
 
 class FiniteCheckpoints(Callback):

@@ -128,9 +128,16 @@ class Forecaster(L.LightningModule):
             super().__setattr__(name, value)
 
     # -- the network -----------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-step predictions ``(B, L, C)``: entry ``t`` forecasts ``x[:, t + 1]``."""
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Per-step predictions ``(B, L, C)``: entry ``t`` forecasts ``x[:, t + 1]``.
+
+        ``last_only`` returns only the final step's, as ``(B, 1, C)``: all that the seed-002
+        loss, the metrics and the rollout need, without running the readout over every step.
+        """
         h, _ = self.cell(x)
+        if last_only:
+            h_prev = h[:, -2] if h.shape[1] > 1 else torch.zeros_like(h[:, -1])
+            return self.readout(x[:, -1], h_prev, h[:, -1]).unsqueeze(1)
         h_prev = torch.cat([h.new_zeros(h.shape[0], 1, h.shape[2]), h[:, :-1]], dim=1)
         return self.readout(x, h_prev, h)
 
@@ -143,7 +150,7 @@ class Forecaster(L.LightningModule):
         window = context
         preds = []
         for _ in range(steps):
-            nxt = self(window)[:, -1:]
+            nxt = self(window, last_only=True)
             preds.append(nxt)
             window = torch.cat([window[:, 1:], nxt], dim=1)
         return torch.cat(preds, dim=1)
@@ -156,7 +163,7 @@ class Forecaster(L.LightningModule):
     # -- training --------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
-        loss = self.loss_fn(self(x), y)
+        loss = self.loss_fn(self(x, last_only=self.hparams.loss == "last"), y)
         self._raise_if_diverged(loss)
         self._train_loss_sum = self._train_loss_sum + loss.detach() * len(x)
         self._train_count += len(x)
@@ -181,7 +188,7 @@ class Forecaster(L.LightningModule):
     # -- evaluation ------------------------------------------------------------------------
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        pred = self(x)
+        pred = self(x, last_only=self.hparams.loss == "last")
         self.val_loss.update(self.loss_fn(pred, y), weight=len(x))
         pred_last, y_last = _last(pred), _last(y)
         self.val_mse.update(pred_last, y_last)
@@ -211,7 +218,7 @@ class Forecaster(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        pred_last, y_last = _last(self(x)), _last(y)
+        pred_last, y_last = _last(self(x, last_only=True)), _last(y)
         self.test_mse.update(pred_last, y_last)
         self.test_mae.update(pred_last, y_last)
         self.test_persistence.update(_last(x), y_last)

@@ -339,7 +339,7 @@ def summarize(sweep_dir: Path | str) -> list[Path]:
     jobs = collect(sweep_dir)
     paths = [sweep_dir / name for name in (CSV_NAME, MD_NAME, PNG_NAME)]
     write_csv(jobs, paths[0])
-    paths[1].write_text(markdown(jobs, sweep_dir.name))
+    paths[1].write_text(markdown(jobs, str(sweep_dir)))
     plot_summary(jobs, paths[2])
     return paths
 

@@ -51,8 +51,9 @@ def _test_mse(job: Job) -> float | None:
 
 
 def _plot_panels(fig: Figure, jobs: list[Job], factors: list[str], x_key: str) -> None:
-    cells = value_order(job.cell for job in jobs)
-    losses = value_order(_loss(job) for job in jobs)
+    keys = _panel_keys(jobs)
+    cells = value_order(k[0] for k in keys if k)
+    losses = value_order(k[1] for k in keys if k)
     colors = _distinct(jobs, COLOR_KEY) if COLOR_KEY in factors and x_key != COLOR_KEY else [None]
     styles = _distinct(jobs, STYLE_KEY) if STYLE_KEY in factors and x_key != STYLE_KEY else [None]
     styles.sort(key=lambda v: v != "tanh")  # the default nonlinearity gets the solid line
@@ -68,7 +69,7 @@ def _plot_panels(fig: Figure, jobs: list[Job], factors: list[str], x_key: str) -
     axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).flat
     aggregated = False
     for (cell, loss), ax in zip(panels, axes, strict=False):  # panels first: ax stays
-        panel = [j for j in jobs if j.cell == cell and _loss(j) == loss]
+        panel = [j for j, key in zip(jobs, keys, strict=True) if key == (cell, loss)]
         for color in colors:
             for i, style in enumerate(styles):
                 series = [
@@ -115,8 +116,22 @@ def _plot_panels(fig: Figure, jobs: list[Job], factors: list[str], x_key: str) -
     )
 
 
-def _loss(job: Job) -> str:
-    return str(job.setting("model.loss"))
+def _panel_keys(jobs: list[Job]) -> list[tuple[str, str] | None]:
+    """``(cell, loss mode)`` per job. A job that never wrote its config (``missing``) joins the
+    only cell or loss mode the sweep has, else no panel (the tables still list it)."""
+    known = [
+        (job.setting("model.cell", override="model"), job.setting("model.loss")) for job in jobs
+    ]
+    cells = {str(c) for c, _ in known if c is not None}
+    losses = {str(loss) for _, loss in known if loss is not None}
+
+    def fill(value: object, options: set[str]) -> str | None:
+        if value is not None:
+            return str(value)
+        return next(iter(options)) if len(options) == 1 else None
+
+    keys = [(fill(c, cells), fill(loss, losses)) for c, loss in known]
+    return [(c, loss) if c and loss else None for c, loss in keys]
 
 
 def _medians(series: list[Job], x_key: str) -> tuple[list[float], list[float], bool]:

@@ -1,0 +1,93 @@
+"""The benchmark runs and reports every section; the speed-ups it measures are exact.
+
+Behaviour only: timings are what ``python -m rnnlab.bench`` is for, never asserted here.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT
+from lightning.pytorch.profilers import SimpleProfiler
+
+from rnnlab import bench
+from rnnlab.cells import ConcatRNN, ScratchRNN
+from rnnlab.experiment import NoProfiler, build_trainer
+from rnnlab.model import Forecaster
+
+
+def test_quick_bench_prints_tables_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    bench.main(["--quick", "--sections", "loop,cells,data", "--json", str(path)])
+    out = capsys.readouterr().out
+    for heading in ("[loop]", "[cells]", "[data]", "[targets]"):
+        assert heading in out
+    report = json.loads(path.read_text())
+    assert {"machine", "settings", "loop", "cells", "data", "targets"} <= report.keys()
+    assert [row["cell"] for row in report["loop"]["rows"]] == ["scratch", "concat", "torch"]
+    for row in report["loop"]["rows"]:
+        assert row["steps"] > 0 and row["ratio"] > 0 and row["plain_samples_per_s"] > 0
+    assert {row["nonlinearity"] for row in report["cells"]} == {"tanh", "relu"}
+    assert report["data"]["views_new_bytes"] == 0 < report["data"]["seed_new_bytes"]
+    assert all({"target", "value", "met"} <= t.keys() for t in report["targets"])
+
+
+@pytest.mark.slow
+def test_quick_bench_command_runs_whole_processes(tmp_path):
+    path = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnlab.bench", "--quick", "--json", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[run]" in proc.stdout
+    run = json.loads(path.read_text())["run"]
+    assert run["run_s"] > 0 and run["sweep_jobs"] == 3
+    assert run["run_peak_rss_mib"] > 0 and "job_overhead_s" in run
+
+
+@pytest.mark.parametrize("cell", ["scratch", "concat", "torch"])
+@pytest.mark.parametrize("readout", ["linear", "concat"])
+@pytest.mark.parametrize("seq_len", [1, 5])
+def test_last_only_forward_is_the_last_step_of_the_full_one(cell, readout, seq_len):
+    torch.manual_seed(0)
+    model = Forecaster(cell=cell, readout=readout, num_layers=2, hidden_size=8)
+    x = torch.randn(3, seq_len, 2)
+    last = model(x, last_only=True)
+    assert last.shape == (3, 1, 2)
+    assert torch.allclose(last, model(x)[:, -1:], atol=1e-6)
+
+
+def test_trainer_uses_the_no_op_profiler_unless_one_is_configured(compose_cfg, tmp_path):
+    assert isinstance(build_trainer(compose_cfg(), tmp_path / "a").profiler, NoProfiler)
+    configured = compose_cfg("+trainer.profiler=simple")
+    assert isinstance(build_trainer(configured, tmp_path / "b").profiler, SimpleProfiler)
+
+
+def test_fast_hook_name_attribute_stays_a_plain_attribute():
+    model = Forecaster(hidden_size=4)
+    model._current_fx_name = "training_step"
+    assert model._current_fx_name == "training_step"
+    assert "_current_fx_name" not in dict(model.named_parameters()) | dict(model.named_buffers())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell_cls", [ScratchRNN, ConcatRNN], ids=lambda c: c.__name__)
+def test_compiled_step_matches_eager(cell_cls):
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(2, 8, 2, nonlinearity="relu", batch_first=True)
+    eager = cell_cls.from_torch(rnn)
+    compiled = cell_cls(2, 8, 2, "relu", compile=True)
+    compiled.load_state_dict(eager.state_dict())
+    x = torch.randn(4, 6, 2)
+    for cell in (eager, compiled):
+        out, _ = cell(x)
+        out.pow(2).sum().backward()
+    assert torch.allclose(compiled(x)[0], eager(x)[0], atol=1e-5)
+    for p, q in zip(compiled.parameters(), eager.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5)

@@ -1,0 +1,38 @@
+"""Two-process CPU DDP (gloo) through Hydra: one run directory, one metrics.json, and the test
+MSE of a single process with the same global batch (2 x 32 against 1 x 64)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_train
+
+pytestmark = pytest.mark.slow
+
+COMMON = ("trainer.max_epochs=10", "trainer.deterministic=true")
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
+    ddp = run_train(
+        "trainer=ddp",
+        "trainer.devices=2",
+        "data.batch_size=32",
+        *COMMON,
+        f"hydra.run.dir={tmp_path}/ddp",
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "Traceback" not in ddp.stderr, ddp.stderr[-3000:]  # rank 1's errors land here too
+    single = run_train("data.batch_size=64", *COMMON, f"hydra.run.dir={tmp_path}/single")
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "single"]  # one run directory
+    run_dir = tmp_path / "ddp"
+    assert (run_dir / "train_ddp_process_1.log").exists()  # rank 1 ran, in the same directory
+    assert ddp.stdout.count("run directory:") == 1  # only rank 0 reports
+    a = json.loads((run_dir / "metrics.json").read_text())
+    b = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    assert a["config"]["trainer"]["strategy"] == "ddp" and a["status"] == b["status"] == "ok"
+    assert a["steps"] == b["steps"]  # same global batch: the same number of optimizer steps
+    assert a["test/mse"] == pytest.approx(b["test/mse"], rel=0.1)
+    assert a["test/mse"] * 50 < a["baseline/persistence_mse"]
