@@ -409,19 +409,35 @@ def bench_compile(opts: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # -- run: whole processes --------------------------------------------------------------------
+# Runs the command given after it and prints its wall seconds and peak RSS. A child's peak RSS
+# starts at its parent's RSS at fork, so the measured process is started from this small
+# interpreter rather than from the benchmark, which holds torch and its data.
+_MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.call(sys.argv[1:])
+wall = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(f"rnnlab-bench-measure {code} {wall} {peak}")
+"""
+
+
 def run_process(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of a child process; raises if it fails."""
-    with tempfile.TemporaryFile() as log:
-        start = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            log.seek(0)
-            tail = log.read().decode(errors="replace")[-3000:]
-            raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{tail}")
-    return wall, usage.ru_maxrss / 1024  # Linux reports KiB
+    """Wall seconds and peak RSS (MiB, Linux) of a command; raises if it fails."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    line = proc.stdout.rstrip().rpartition("\n")[2]
+    _, code, wall, peak = line.split()
+    if int(code) != 0:
+        tail = proc.stdout[-3000:]
+        raise RuntimeError(f"{' '.join(args)} exited {code}:\n{tail}")
+    return float(wall), int(peak) / 1024  # ru_maxrss is in KiB on Linux
 
 
 def bench_run(opts: argparse.Namespace, work: Path, loop: dict[str, Any] | None) -> dict[str, Any]:
@@ -478,6 +494,8 @@ def bench_run(opts: argparse.Namespace, work: Path, loop: dict[str, Any] | None)
         result["run_overhead_s"] = result["run_minus_import_s"] - train_s["scratch"]
         result["job_train_steps_s"] = statistics.mean(train_s.values())
         result["job_overhead_s"] = result["job_s"] - result["job_train_steps_s"]
+        epoch_ms = statistics.mean(r["epoch_overhead_ms"] for r in loop["rows"])
+        result["job_epoch_overhead_s"] = metrics["epochs"] * epoch_ms / 1e3
     return result
 
 
@@ -502,12 +520,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 name = f"{cell}/nn.RNN fwd+bwd, 256x64x64 {row['nonlinearity']}"
                 add(name, value, TARGETS["cell_ratio_max"], False)
     if "data" in report:
-        add(
-            "windows of 1e6 points, ms",
-            report["data"]["views_ms"],
-            TARGETS["windows_ms_max"],
-            False,
-        )
+        name = f"windows of {report['data']['points']:.0e} points, ms"
+        add(name, report["data"]["views_ms"], TARGETS["windows_ms_max"], False)
     run = report.get("run", {})
     add(
         "train.py wall - import, s",
@@ -524,6 +538,79 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _size(row: dict[str, Any]) -> str:
+    return f"{row['batch_size']}x{row['seq_len']}x{row['hidden_size']}"
+
+
+def _print_loop(loop: dict[str, Any]) -> None:
+    print(
+        f"\n[loop] training samples/s at the default config, {loop['epochs']} epochs "
+        "(project: time in training steps; epoch+ ms: validation, checkpoints and epoch-end "
+        "logging per epoch, outside the steps)"
+    )
+    keys = ["steps", "plain_samples_per_s", "project_samples_per_s", "plain_ms_per_step"]
+    keys += ["project_ms_per_step", "ratio", "epoch_overhead_ms"]
+    headers = ["cell", "BxLxH", "steps", "plain/s", "project/s", "plain ms", "proj ms", "ratio"]
+    rows = [[r["cell"], _size(r), *(r[k] for k in keys)] for r in loop["rows"]]
+    print(table([*headers, "epoch+ ms"], rows))
+
+
+def _print_cells(cells: list[dict[str, Any]]) -> None:
+    print("\n[cells] forward+backward ms per batch (input size 2), ratio to nn.RNN")
+    ms = ("TorchRNN", "ScratchRNN", "ConcatRNN")
+    ratios = ("scratch_ratio", "concat_ratio")
+    rows = [
+        [_size(r), r["nonlinearity"], *(r["ms"][n] for n in ms), *map(r.get, ratios)] for r in cells
+    ]
+    headers = ["BxLxH", "act", "nn.RNN", "Scratch", "Concat", "Scratch/RNN", "Concat/RNN"]
+    print(table(headers, rows))
+
+
+def _print_data(d: dict[str, Any]) -> None:
+    print(f"\n[data] windows of {d['points']} points at L={d['seq_len']}")
+    seed = "seed 002 list comprehension"
+    if d["seed_extrapolated"]:
+        seed += f" (extrapolated from {d['seed_measured_points']} points)"
+    rows = [
+        ["make_windows (views)", d["views_ms"], d["views_new_bytes"] / 2**20],
+        [seed, d["seed_ms"], d["seed_new_bytes"] / 2**20],
+    ]
+    print(table(["method", "ms", "new MiB"], rows))
+
+
+def _print_compile(rows: list[dict[str, Any]]) -> None:
+    print("\n[compile] ScratchRNN forward+backward, torch.compile of the time step")
+    keys = ("compile_s", "eager_ms", "compiled_ms", "speedup")
+    table_rows = [[_size(r), *(r.get(k, r.get("error", "-")) for k in keys)] for r in rows]
+    print(table(["BxLxH", "compile s", "eager ms", "compiled ms", "speed-up"], table_rows))
+
+
+def _print_run(r: dict[str, Any]) -> None:
+    extra = f" with {' '.join(r['overrides'])}" if r["overrides"] else ""
+    print(f"\n[run] whole processes{extra}")
+    rows = [
+        ["python -c 'import torch, lightning, hydra'", r["import_s"], r["import_peak_rss_mib"]],
+        ["python train.py (default run)", r["run_s"], r["run_peak_rss_mib"]],
+        [f"train.py -m model=... ({r['sweep_jobs']} jobs)", r["sweep_s"], r["sweep_peak_rss_mib"]],
+    ]
+    print(table(["process", "wall s", "peak RSS MiB"], rows))
+    run_line = f"  train.py wall - import: {r['run_minus_import_s']:.2f} s"
+    job_line = f"  sweep: {r['job_s']:.2f} s per job (sweep wall - import, / jobs)"
+    if "job_overhead_s" in r:
+        run_line += (
+            f" = {r['run_train_steps_s']:.2f} s training steps + "
+            f"{r['run_overhead_s']:.2f} s everything else"
+        )
+        job_line += (
+            f" = {r['job_train_steps_s']:.2f} s training steps + {r['job_overhead_s']:.2f} s "
+            f"overhead,\n    of which about {r['job_epoch_overhead_s']:.2f} s is validation, "
+            "checkpoints and logging at the epochs' ends ([loop] epoch+ ms x epochs)"
+        )
+    print(run_line)
+    print(job_line)
+    print("  the jobs of a sweep share one process: its peak RSS is that of the largest job")
+
+
 def print_report(report: dict[str, Any]) -> None:
     m = report["machine"]
     print(
@@ -531,114 +618,16 @@ def print_report(report: dict[str, Any]) -> None:
         f"thread(s), device {m['device']}; torch {m['torch']}, lightning {m['lightning']}, "
         f"Python {m['python']}; medians of {report['settings']['reps']} interleaved repetitions"
     )
-    if "loop" in report:
-        loop = report["loop"]
-        print(
-            f"\n[loop] training samples/s at the default config, {loop['epochs']} epochs "
-            "(project: time in training steps; epoch+ ms: validation, checkpoints and epoch-end "
-            "logging per epoch, outside the steps)"
-        )
-        rows = [
-            [
-                r["cell"],
-                f"{r['batch_size']}x{r['seq_len']}x{r['hidden_size']}",
-                r["steps"],
-                r["plain_samples_per_s"],
-                r["project_samples_per_s"],
-                r["plain_ms_per_step"],
-                r["project_ms_per_step"],
-                r["ratio"],
-                r["epoch_overhead_ms"],
-            ]
-            for r in loop["rows"]
-        ]
-        headers = [
-            "cell",
-            "BxLxH",
-            "steps",
-            "plain/s",
-            "project/s",
-            "plain ms",
-            "proj ms",
-            "ratio",
-            "epoch+ ms",
-        ]
-        print(table(headers, rows))
-    if "cells" in report:
-        print("\n[cells] forward+backward ms per batch (input size 2), ratio to nn.RNN")
-        rows = [
-            [
-                f"{r['batch_size']}x{r['seq_len']}x{r['hidden_size']}",
-                r["nonlinearity"],
-                r["ms"]["TorchRNN"],
-                r["ms"]["ScratchRNN"],
-                r["ms"]["ConcatRNN"],
-                r["scratch_ratio"],
-                r["concat_ratio"],
-            ]
-            for r in report["cells"]
-        ]
-        headers = ["BxLxH", "act", "nn.RNN", "Scratch", "Concat", "Scratch/RNN", "Concat/RNN"]
-        print(table(headers, rows))
-    if "data" in report:
-        d = report["data"]
-        note = (
-            f" (extrapolated from {d['seed_measured_points']} points)"
-            if d["seed_extrapolated"]
-            else ""
-        )
-        print(f"\n[data] windows of {d['points']} points at L={d['seq_len']}")
-        rows = [
-            ["make_windows (views)", d["views_ms"], d["views_new_bytes"] / 2**20],
-            [f"seed 002 list comprehension{note}", d["seed_ms"], d["seed_new_bytes"] / 2**20],
-        ]
-        print(table(["method", "ms", "new MiB"], rows))
-    if "compile" in report:
-        print("\n[compile] ScratchRNN forward+backward, torch.compile of the time step")
-        if isinstance(report["compile"], str):
-            print(f"  {report['compile']}")
-        else:
-            rows = [
-                [
-                    f"{r['batch_size']}x{r['seq_len']}x{r['hidden_size']}",
-                    r.get("compile_s", "-"),
-                    r.get("eager_ms", "-"),
-                    r.get("compiled_ms", "-"),
-                    r.get("speedup", r.get("error", "-")),
-                ]
-                for r in report["compile"]
-            ]
-            print(table(["BxLxH", "compile s", "eager ms", "compiled ms", "speed-up"], rows))
-    if "run" in report:
-        r = report["run"]
-        extra = f" with {' '.join(r['overrides'])}" if r["overrides"] else ""
-        print(f"\n[run] whole processes{extra}")
-        rows = [
-            ["python -c 'import torch, lightning, hydra'", r["import_s"], r["import_peak_rss_mib"]],
-            ["python train.py (default run)", r["run_s"], r["run_peak_rss_mib"]],
-            [
-                f"python train.py -m model=... ({r['sweep_jobs']} jobs)",
-                r["sweep_s"],
-                r["sweep_peak_rss_mib"],
-            ],
-        ]
-        print(table(["process", "wall s", "peak RSS MiB"], rows))
-        print(f"  train.py wall - import: {r['run_minus_import_s']:.2f} s", end="")
-        if "run_overhead_s" in r:
-            print(
-                f" = {r['run_train_steps_s']:.2f} s training steps + {r['run_overhead_s']:.2f} s "
-                "everything else"
-            )
-        else:
-            print()
-        print(f"  sweep: {r['job_s']:.2f} s per job (sweep wall - import, / jobs)", end="")
-        if "job_overhead_s" in r:
-            print(
-                f" = {r['job_train_steps_s']:.2f} s training steps + {r['job_overhead_s']:.2f} s "
-                "overhead; jobs share one process: the peak RSS is that of the largest job"
-            )
-        else:
-            print()
+    printers = {
+        "loop": _print_loop,
+        "cells": _print_cells,
+        "data": _print_data,
+        "compile": _print_compile,
+        "run": _print_run,
+    }
+    for section, printer in printers.items():
+        if section in report:
+            printer(report[section])
     print("\n[targets]")
     rows = [[t["target"], t["value"], "met" if t["met"] else "NOT met"] for t in report["targets"]]
     print(table(["target", "measured", ""], rows))
@@ -658,8 +647,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES), help="[cells] BxLxH list")
     parser.add_argument("--compile-sizes", default="32x4x32,256x64x64", help="[compile] BxLxH")
     parser.add_argument("--points", type=int, default=10**6, help="[data] series length")
-    parser.add_argument("--seed-points", type=int, default=10**4, help="[data] seed way at")
-    parser.add_argument("--budget", type=float, default=0.1, help="seconds per cell measurement")
+    parser.add_argument("--seed-points", type=int, default=5000, help="[data] seed way at")
+    parser.add_argument("--budget", type=float, default=0.2, help="seconds per cell measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda ([loop], [cells], [compile])")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     parser.add_argument(
