@@ -26,7 +26,8 @@ def test_quick_bench_prints_tables_and_writes_json(tmp_path, capsys):
         assert heading in out
     report = json.loads(path.read_text())
     assert {"machine", "settings", "loop", "cells", "data", "targets"} <= report.keys()
-    assert [row["cell"] for row in report["loop"]["rows"]] == ["scratch", "concat", "torch"]
+    cells = [row["cell"] for row in report["loop"]["rows"] if not row["empty_step"]]
+    assert cells == ["scratch", "concat", "torch"] and "trainer_ms_per_step" in report["loop"]
     for row in report["loop"]["rows"]:
         assert row["steps"] > 0 and row["ratio"] > 0 and row["plain_samples_per_s"] > 0
     assert {row["nonlinearity"] for row in report["cells"]} == {"tanh", "relu"}
@@ -45,10 +46,13 @@ def test_quick_bench_command_runs_whole_processes(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "[run]" in proc.stdout
-    run = json.loads(path.read_text())["run"]
+    assert "[job]" in proc.stdout and "[run]" in proc.stdout
+    report = json.loads(path.read_text())
+    assert [row["cell"] for row in report["job"]] == ["scratch", "concat", "torch"]
+    assert all(0 < row["train_steps_s"] < row["job_s"] for row in report["job"])
+    run = report["run"]
     assert run["run_s"] > 0 and run["sweep_jobs"] == 3
-    assert run["run_peak_rss_mib"] > 0 and "job_overhead_s" in run
+    assert run["import_peak_rss_mib"] > 0 and run["run_peak_rss_mib"] > 0
 
 
 @pytest.mark.parametrize("cell", ["scratch", "concat", "torch"])

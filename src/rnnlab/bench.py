@@ -33,19 +33,21 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from rnnlab import experiment
 from rnnlab.cells import ConcatRNN, ScratchRNN, TorchRNN, compiled_step
 from rnnlab.data import make_windows, sincos_series
 from rnnlab.experiment import build_datamodule, build_model, build_trainer, quiet_known_warnings
 from rnnlab.model import Forecaster
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: conf/ and train.py
-SECTIONS = ("loop", "cells", "data", "compile", "run")
+SECTIONS = ("loop", "cells", "data", "compile", "job", "run")
 CELL_NAMES = ("scratch", "concat", "torch")
 DEFAULT_SIZES = ("32x4x32", "256x64x64", "64x512x64")  # BxLxH; the first is the default config
 TARGETS = {
@@ -141,7 +143,15 @@ class TimedForecaster(Forecaster):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.train_seconds = 0.0
+        self.fit_seconds: float | None = None
         self._epoch_start: float | None = None
+        self._fit_start = 0.0
+
+    def on_fit_start(self) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_fit_end(self) -> None:
+        self.fit_seconds = time.perf_counter() - self._fit_start
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
@@ -162,21 +172,34 @@ class TimedForecaster(Forecaster):
         super().on_train_epoch_end()
 
 
-def _model(cfg: DictConfig) -> TimedForecaster:
-    return TimedForecaster(**build_model(cfg).hparams)
+def empty_loss(model: Forecaster) -> torch.Tensor:
+    """A loss that costs next to nothing: what remains of a step is the loop around it."""
+    return model.readout.linear.bias.sum() * 0.0
 
 
-def project_fit(cfg: DictConfig, out_dir: Path) -> tuple[float, int, float]:
+class EmptyStepForecaster(TimedForecaster):
+    """Training steps without the model's work, to measure the Trainer's own cost per step."""
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        return empty_loss(self)
+
+
+def _model(cfg: DictConfig, empty: bool = False) -> TimedForecaster:
+    cls = EmptyStepForecaster if empty else TimedForecaster
+    return cls(**build_model(cfg).hparams)
+
+
+def project_fit(cfg: DictConfig, out_dir: Path, empty: bool) -> tuple[float, int, float]:
     """Seconds in training steps, number of steps and seconds in ``fit`` of the project's path."""
     L.seed_everything(cfg.seed, verbose=False)
-    dm, model = build_datamodule(cfg), _model(cfg)
+    dm, model = build_datamodule(cfg), _model(cfg, empty)
     trainer = build_trainer(cfg, out_dir)
     start = time.perf_counter()
     trainer.fit(model, datamodule=dm)
     return model.train_seconds, trainer.global_step, time.perf_counter() - start
 
 
-def plain_fit(cfg: DictConfig, device: str) -> tuple[float, int]:
+def plain_fit(cfg: DictConfig, device: str, empty: bool) -> tuple[float, int]:
     """The same model, data, optimizer, scheduler and clipping in a hand-written loop."""
     L.seed_everything(cfg.seed, verbose=False)
     dm, model = build_datamodule(cfg), _model(cfg).to(device)
@@ -198,7 +221,7 @@ def plain_fit(cfg: DictConfig, device: str) -> tuple[float, int]:
         loader.sampler.set_epoch(epoch)
         for x, y in loader:
             x, y = x.to(device), y.to(device)
-            loss = model.loss_fn(model(x), y)
+            loss = empty_loss(model) if empty else model.loss_fn(model(x), y)
             optimizer.zero_grad()
             loss.backward()
             if clip:
@@ -211,7 +234,9 @@ def plain_fit(cfg: DictConfig, device: str) -> tuple[float, int]:
     return time.perf_counter() - start, steps
 
 
-def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+def loop_row(
+    cell: str, opts: argparse.Namespace, work: Path, empty: bool = False
+) -> dict[str, Any]:
     accelerator = "gpu" if opts.device.startswith("cuda") else "cpu"
     cfg = compose(
         [
@@ -220,6 +245,7 @@ def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
             f"trainer.accelerator={accelerator}",
             "trainer.enable_progress_bar=false",
             f"threads={opts.threads}",
+            *opts.overrides,
         ]
     )
     runs = iter(range(10**6))
@@ -227,12 +253,13 @@ def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     fit_s: list[float] = []
 
     def project() -> float:
-        seconds, steps["project"], fit = project_fit(cfg, work / f"loop_{cell}_{next(runs)}")
+        out_dir = work / f"loop_{cell}_{empty}_{next(runs)}"
+        seconds, steps["project"], fit = project_fit(cfg, out_dir, empty)
         fit_s.append(fit)
         return seconds
 
     def plain() -> float:
-        seconds, steps["plain"] = plain_fit(cfg, opts.device)
+        seconds, steps["plain"] = plain_fit(cfg, opts.device, empty)
         return seconds
 
     times = interleaved({"plain": plain, "project": project}, opts.reps)
@@ -241,7 +268,8 @@ def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     plain_rate = steps["plain"] * batch / median(times["plain"])
     project_rate = steps["project"] * batch / median(times["project"])
     return {
-        "cell": cell,
+        "cell": "(empty step)" if empty else cell,
+        "empty_step": empty,
         "batch_size": batch,
         "seq_len": cfg.data.seq_len,
         "hidden_size": cfg.model.hidden_size,
@@ -260,7 +288,18 @@ def loop_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def bench_loop(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
-    return {"epochs": opts.epochs, "rows": [loop_row(cell, opts, work) for cell in CELL_NAMES]}
+    rows = [loop_row(cell, opts, work) for cell in CELL_NAMES]
+    # The Trainer's own cost per step: the same loops around a step that does no model work.
+    rows.append(loop_row("scratch", opts, work, empty=True))
+    empty = rows[-1]
+    overhead_ms = empty["project_ms_per_step"] - empty["plain_ms_per_step"]
+    overrides = f" with {' '.join(opts.overrides)}" if opts.overrides else ""
+    return {
+        "epochs": opts.epochs,
+        "overrides": overrides,
+        "rows": rows,
+        "trainer_ms_per_step": overhead_ms,
+    }
 
 
 # -- cells: forward+backward against nn.RNN --------------------------------------------------
@@ -440,23 +479,60 @@ def run_process(args: list[str], cwd: Path) -> tuple[float, float]:
     return float(wall), int(peak) / 1024  # ru_maxrss is in KiB on Linux
 
 
-def bench_run(opts: argparse.Namespace, work: Path, loop: dict[str, Any] | None) -> dict[str, Any]:
+def _job_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Time one sweep job's work in this process: ``rnnlab.experiment.run``, which every job of
+    a sweep calls, with the model's clock splitting training steps from everything else."""
+    cfg = compose([f"model={cell}", "trainer.enable_progress_bar=false", *opts.job_overrides])
+    models: list[TimedForecaster] = []
+
+    def timed_model(cfg: DictConfig) -> TimedForecaster:
+        models.append(_model(cfg))
+        return models[-1]
+
+    def job() -> float:
+        start = time.perf_counter()
+        with mock.patch.object(experiment, "build_model", timed_model):
+            result = experiment.run(cfg, work / f"job_{cell}_{len(models)}")
+        if result["status"] != "ok":
+            raise RuntimeError(f"bench job {cell} ended {result['status']}: {result.get('error')}")
+        return time.perf_counter() - start
+
+    walls = interleaved({"job": job}, opts.run_reps)["job"]
+    steps_s = [m.train_seconds for m in models]
+    overhead = [wall - steps for wall, steps in zip(walls, steps_s, strict=True)]
+    return {
+        "cell": cell,
+        "epochs": cfg.trainer.max_epochs,
+        "job_s": median(walls),
+        "train_steps_s": median(steps_s),
+        "overhead_s": median(overhead),
+        "fit_outside_steps_s": median(
+            [m.fit_seconds - m.train_seconds for m in models if m.fit_seconds is not None]
+        ),
+    }
+
+
+def bench_jobs(opts: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    return [_job_row(cell, opts, work) for cell in CELL_NAMES]
+
+
+def bench_run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     python, train = sys.executable, str(ROOT / "train.py")
-    common = [f"threads={opts.threads}", *opts.run_overrides]
-    jobs = list(CELL_NAMES)
-    counter = iter(range(10**6))
+    common = [f"threads={opts.threads}", *opts.job_overrides]
+    jobs = ",".join(CELL_NAMES)
+    runs = iter(range(10**6))
     rss: dict[str, list[float]] = {"import": [], "run": [], "sweep": []}
 
-    def measure(name: str, args: list[str]) -> Callable[[], float]:
+    def measure(name: str, args: Callable[[int], list[str]]) -> Callable[[], float]:
         def fn() -> float:
-            wall, peak = run_process(args(next(counter)) if callable(args) else args, ROOT)
+            wall, peak = run_process(args(next(runs)), ROOT)
             rss[name].append(peak)
             return wall
 
         return fn
 
     fns = {
-        "import": measure("import", [python, "-c", "import torch, lightning, hydra"]),
+        "import": measure("import", lambda i: [python, "-c", "import torch, lightning, hydra"]),
         "run": measure("run", lambda i: [python, train, f"hydra.run.dir={work}/run{i}", *common]),
         "sweep": measure(
             "sweep",
@@ -464,39 +540,27 @@ def bench_run(opts: argparse.Namespace, work: Path, loop: dict[str, Any] | None)
                 python,
                 train,
                 "-m",
-                f"model={','.join(jobs)}",
-                f"hydra.sweep.dir={work}/sweep{i}",
+                f"model={jobs}",
+                f"hydra.sweep.dir={work}/sw{i}",
                 *common,
             ],
         ),
     }
     times = interleaved(fns, opts.run_reps)
     walls = {name: median(t) for name, t in times.items()}
-    result: dict[str, Any] = {
+    return {
         "import_s": walls["import"],
         "run_s": walls["run"],
         "sweep_s": walls["sweep"],
-        "sweep_jobs": len(jobs),
+        "sweep_jobs": len(CELL_NAMES),
         "run_minus_import_s": walls["run"] - walls["import"],
-        "job_s": (walls["sweep"] - walls["import"]) / len(jobs),
+        "sweep_job_s": (walls["sweep"] - walls["import"]) / len(CELL_NAMES),
         "import_peak_rss_mib": max(rss["import"]),
         "run_peak_rss_mib": max(rss["run"]),
         "sweep_peak_rss_mib": max(rss["sweep"]),
         "times": times,
-        "overrides": opts.run_overrides,
+        "overrides": opts.job_overrides,
     }
-    # Training-step time of these jobs, from the loop section's per-step figures.
-    if loop is not None:
-        per_step = {r["cell"]: r["project_ms_per_step"] / 1e3 for r in loop["rows"]}
-        metrics = json.loads((work / "run0" / "metrics.json").read_text())
-        train_s = {cell: metrics["steps"] * per_step[cell] for cell in jobs}
-        result["run_train_steps_s"] = train_s["scratch"]
-        result["run_overhead_s"] = result["run_minus_import_s"] - train_s["scratch"]
-        result["job_train_steps_s"] = statistics.mean(train_s.values())
-        result["job_overhead_s"] = result["job_s"] - result["job_train_steps_s"]
-        epoch_ms = statistics.mean(r["epoch_overhead_ms"] for r in loop["rows"])
-        result["job_epoch_overhead_s"] = metrics["epochs"] * epoch_ms / 1e3
-    return result
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -512,6 +576,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         found.append({"target": f"{name} {op} {limit:g}", "value": value, "met": met})
 
     for row in report.get("loop", {}).get("rows", []):
+        if row["empty_step"]:
+            continue
         add(f"loop ratio, {row['cell']}", row["ratio"], TARGETS["loop_ratio_min"], True)
     for row in report.get("cells", []):
         if (row["batch_size"], row["seq_len"], row["hidden_size"]) == (256, 64, 64):
@@ -529,12 +595,9 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         TARGETS["run_minus_import_s_max"],
         False,
     )
-    add(
-        "per-job overhead in a sweep, s",
-        run.get("job_overhead_s"),
-        TARGETS["job_overhead_s_max"],
-        False,
-    )
+    for row in report.get("job", []):
+        name = f"per-job overhead (all but training steps), {row['cell']}, s"
+        add(name, row["overhead_s"], TARGETS["job_overhead_s_max"], False)
     return found
 
 
@@ -544,7 +607,8 @@ def _size(row: dict[str, Any]) -> str:
 
 def _print_loop(loop: dict[str, Any]) -> None:
     print(
-        f"\n[loop] training samples/s at the default config, {loop['epochs']} epochs "
+        f"\n[loop] training samples/s at the default config{loop['overrides']}, "
+        f"{loop['epochs']} epochs "
         "(project: time in training steps; epoch+ ms: validation, checkpoints and epoch-end "
         "logging per epoch, outside the steps)"
     )
@@ -553,6 +617,10 @@ def _print_loop(loop: dict[str, Any]) -> None:
     headers = ["cell", "BxLxH", "steps", "plain/s", "project/s", "plain ms", "proj ms", "ratio"]
     rows = [[r["cell"], _size(r), *(r[k] for k in keys)] for r in loop["rows"]]
     print(table([*headers, "epoch+ ms"], rows))
+    print(
+        f"  the Trainer's own cost per step (empty step, project - plain): "
+        f"{loop['trainer_ms_per_step']:.2f} ms"
+    )
 
 
 def _print_cells(cells: list[dict[str, Any]]) -> None:
@@ -585,6 +653,19 @@ def _print_compile(rows: list[dict[str, Any]]) -> None:
     print(table(["BxLxH", "compile s", "eager ms", "compiled ms", "speed-up"], table_rows))
 
 
+def _print_job(rows: list[dict[str, Any]]) -> None:
+    print(
+        "\n[job] one sweep job's rnnlab.experiment.run in this process: training steps against "
+        "everything else\n(setup, validation, checkpoints, logging, test, figures, metrics.json)"
+    )
+    keys = ("epochs", "job_s", "train_steps_s", "overhead_s", "fit_outside_steps_s")
+    headers = ["cell", "epochs", "job s", "steps s", "overhead s", "in fit s"]
+    print(table(headers, [[r["cell"], *(r[k] for k in keys)] for r in rows]))
+    print(
+        "  in fit s: the part of the overhead inside Trainer.fit (validation, checkpoints, logging)"
+    )
+
+
 def _print_run(r: dict[str, Any]) -> None:
     extra = f" with {' '.join(r['overrides'])}" if r["overrides"] else ""
     print(f"\n[run] whole processes{extra}")
@@ -594,20 +675,8 @@ def _print_run(r: dict[str, Any]) -> None:
         [f"train.py -m model=... ({r['sweep_jobs']} jobs)", r["sweep_s"], r["sweep_peak_rss_mib"]],
     ]
     print(table(["process", "wall s", "peak RSS MiB"], rows))
-    run_line = f"  train.py wall - import: {r['run_minus_import_s']:.2f} s"
-    job_line = f"  sweep: {r['job_s']:.2f} s per job (sweep wall - import, / jobs)"
-    if "job_overhead_s" in r:
-        run_line += (
-            f" = {r['run_train_steps_s']:.2f} s training steps + "
-            f"{r['run_overhead_s']:.2f} s everything else"
-        )
-        job_line += (
-            f" = {r['job_train_steps_s']:.2f} s training steps + {r['job_overhead_s']:.2f} s "
-            f"overhead,\n    of which about {r['job_epoch_overhead_s']:.2f} s is validation, "
-            "checkpoints and logging at the epochs' ends ([loop] epoch+ ms x epochs)"
-        )
-    print(run_line)
-    print(job_line)
+    print(f"  train.py wall - import: {r['run_minus_import_s']:.2f} s")
+    print(f"  sweep: {r['sweep_job_s']:.2f} s per job ((sweep wall - import) / jobs)")
     print("  the jobs of a sweep share one process: its peak RSS is that of the largest job")
 
 
@@ -623,6 +692,7 @@ def print_report(report: dict[str, Any]) -> None:
         "cells": _print_cells,
         "data": _print_data,
         "compile": _print_compile,
+        "job": _print_job,
         "run": _print_run,
     }
     for section, printer in printers.items():
@@ -640,10 +710,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sections", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}"
     )
-    parser.add_argument("--reps", type=int, default=5, help="repetitions per measurement")
-    parser.add_argument("--run-reps", type=int, default=2, help="repetitions of whole processes")
+    parser.add_argument("--reps", type=int, default=7, help="repetitions per measurement")
+    parser.add_argument("--run-reps", type=int, default=2, help="repetitions in [job], [run]")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (train.py: threads)")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per fit in [loop]")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per fit in [loop]")
     parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES), help="[cells] BxLxH list")
     parser.add_argument("--compile-sizes", default="32x4x32,256x64x64", help="[compile] BxLxH")
     parser.add_argument("--points", type=int, default=10**6, help="[data] series length")
@@ -651,6 +721,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per cell measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda ([loop], [cells], [compile])")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--overrides",
+        nargs="*",
+        default=[],
+        help="config overrides for [loop], e.g. data.batch_size=256",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -662,12 +738,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(opts.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
-    opts.run_overrides = []
+    opts.job_overrides = []
     if opts.quick:
         opts.reps, opts.run_reps, opts.epochs, opts.budget = 1, 1, 1, 0.01
         opts.sizes, opts.compile_sizes = "8x4x8", "8x4x8"
         opts.points, opts.seed_points = 10**4, 500
-        opts.run_overrides = ["trainer.max_epochs=1"]
+        opts.job_overrides = ["trainer.max_epochs=1"]
     opts.sizes = opts.sizes.split(",")
     opts.compile_sizes = opts.compile_sizes.split(",")
     return opts
@@ -691,8 +767,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             report["data"] = bench_data(opts)
         if "compile" in opts.sections:
             report["compile"] = bench_compile(opts)
+        if "job" in opts.sections:
+            report["job"] = bench_jobs(opts, work)
         if "run" in opts.sections:
-            report["run"] = bench_run(opts, work, report.get("loop"))
+            report["run"] = bench_run(opts, work)
     report["targets"] = targets(report)
     print_report(report)
     text = json.dumps(report, indent=2)

@@ -203,7 +203,9 @@ class Forecaster(L.LightningModule):
 
     def _log_metrics(self, metrics: dict[str, str]) -> dict[str, torch.Tensor]:
         values = {name: getattr(self, attr).compute() for name, attr in metrics.items()}
-        self.log_dict(values)
+        # Already reduced over processes by torchmetrics; sync_dist keeps Lightning from warning
+        # about epoch-level values under DDP (on one device it does nothing).
+        self.log_dict(values, sync_dist=True)
         return values
 
     def on_validation_epoch_start(self) -> None:
