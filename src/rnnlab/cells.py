@@ -66,11 +66,17 @@ def compiled_step(nonlinearity: str) -> Step:
 
 
 class _LoopRNN(nn.Module):
-    """Shared shape handling and layer stacking for the Python-loop cells."""
+    """Shared constructor, shape handling and layer stacking for the Python-loop cells;
+    subclasses say how one layer's weights are laid out (``_make_layer``, ``_project``)."""
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int, nonlinearity: str, compile: bool
-    ):
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        compile: bool = False,
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -78,6 +84,14 @@ class _LoopRNN(nn.Module):
         self.nonlinearity = nonlinearity
         self.act = _activation(nonlinearity)
         self.step = compiled_step(nonlinearity) if compile else None
+        self.layers = nn.ModuleList(
+            self._make_layer(input_size if k == 0 else hidden_size, hidden_size)
+            for k in range(num_layers)
+        )
+
+    def _make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
+        """One layer's parameters."""
+        raise NotImplementedError
 
     def _project(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the input projection of ``x`` (biases folded in) and ``W_hh^T`` of ``layer``."""
@@ -131,19 +145,8 @@ class ScratchLayer(nn.Module):
 class ScratchRNN(_LoopRNN):
     """Seed 000: two Linears per layer and a Python loop over time."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        nonlinearity: str = "tanh",
-        compile: bool = False,
-    ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, nonlinearity, compile)
-        self.layers = nn.ModuleList(
-            ScratchLayer(input_size if k == 0 else hidden_size, hidden_size)
-            for k in range(num_layers)
-        )
+    def _make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
+        return ScratchLayer(input_size, hidden_size)
 
     def _project(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cell = self.layers[layer]
@@ -171,19 +174,8 @@ class ConcatRNN(_LoopRNN):
     separately, which is the same arithmetic as concatenating and avoids a copy per step.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        nonlinearity: str = "tanh",
-        compile: bool = False,
-    ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, nonlinearity, compile)
-        self.layers = nn.ModuleList(
-            nn.Linear(hidden_size + (input_size if k == 0 else hidden_size), hidden_size)
-            for k in range(num_layers)
-        )
+    def _make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
+        return nn.Linear(hidden_size + input_size, hidden_size)
 
     def _project(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         linear = self.layers[layer]
