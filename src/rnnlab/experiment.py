@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.utilities import rank_zero_only
@@ -25,7 +25,13 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab import metrics as M
 from rnnlab.config import validate
 from rnnlab.data import SinCosDataModule
-from rnnlab.faults import FiniteCheckpoints, StopAtEpochEnd, interruption, last_epoch_checkpoint
+from rnnlab.faults import (
+    EpochCheckpoint,
+    FiniteCheckpoints,
+    StopAtEpochEnd,
+    interruption,
+    last_epoch_checkpoint,
+)
 from rnnlab.figures import forecast_test_split
 from rnnlab.model import Diverged, Forecaster
 from rnnlab.resume import CHECKPOINT_DIR, checkpoint_to_resume
@@ -90,7 +96,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
     trainer_kwargs.setdefault("profiler", NoProfiler())
     trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
     logger = TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)
-    checkpoint = ModelCheckpoint(
+    checkpoint = EpochCheckpoint(
         dirpath=run_dir / CHECKPOINT_DIR,
         filename="best",
         monitor=M.VAL_MSE,
