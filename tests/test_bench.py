@@ -30,6 +30,8 @@ def test_quick_bench_prints_tables_and_writes_json(tmp_path, capsys):
     assert cells == ["scratch", "concat", "torch"] and "trainer_ms_per_step" in report["loop"]
     for row in report["loop"]["rows"]:
         assert row["steps"] > 0 and row["ratio"] > 0 and row["plain_samples_per_s"] > 0
+        assert row["bare_ratio"] > 0 and row["bare_epoch_overhead_ms"] > 0
+    assert "bare_trainer_ms_per_step" in report["loop"]
     assert {row["nonlinearity"] for row in report["cells"]} == {"tanh", "relu"}
     assert report["data"]["views_new_bytes"] == 0 < report["data"]["seed_new_bytes"]
     assert all({"target", "value", "met"} <= t.keys() for t in report["targets"])
@@ -50,9 +52,11 @@ def test_quick_bench_command_runs_whole_processes(tmp_path):
     report = json.loads(path.read_text())
     assert [row["cell"] for row in report["job"]] == ["scratch", "concat", "torch"]
     assert all(0 < row["train_steps_s"] < row["job_s"] for row in report["job"])
+    assert all(0 < row["bare_overhead_s"] < row["bare_job_s"] for row in report["job"])
     run = report["run"]
     assert run["run_s"] > 0 and run["sweep_jobs"] == 3
     assert run["import_peak_rss_mib"] > 0 and run["run_peak_rss_mib"] > 0
+    assert run["run_steps"] == 25  # --quick: one epoch of 25 steps, from [loop]'s steps
 
 
 @pytest.mark.parametrize("cell", ["scratch", "concat", "torch"])
@@ -65,6 +69,13 @@ def test_last_only_forward_is_the_last_step_of_the_full_one(cell, readout, seq_l
     last = model(x, last_only=True)
     assert last.shape == (3, 1, 2)
     assert torch.allclose(last, model(x)[:, -1:], atol=1e-6)
+
+
+def test_bare_trainer_keeps_the_configured_run_and_drops_the_rest(compose_cfg):
+    trainer = bench.bare_trainer(compose_cfg("trainer.max_epochs=3"))
+    assert trainer.max_epochs == 3 and trainer.gradient_clip_val == 1.0
+    assert trainer.logger is None and trainer.checkpoint_callback is None
+    assert not [c for c in trainer.callbacks if type(c).__module__.startswith("rnnlab")]
 
 
 def test_trainer_uses_the_no_op_profiler_unless_one_is_configured(compose_cfg, tmp_path):

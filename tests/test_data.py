@@ -98,3 +98,13 @@ def test_noise_is_seeded():
     clean = SinCosDataModule()
     clean.setup()
     assert 0.05 < (a.series - clean.series).std() < 0.15
+
+
+def test_batches_stay_put_on_cpu_and_move_elsewhere():
+    dm = SinCosDataModule()
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    same = dm.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    assert all(a is b for a, b in zip(same, batch, strict=True))
+    moved = dm.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert all(t.device.type == "meta" for t in moved)

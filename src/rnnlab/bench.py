@@ -38,12 +38,18 @@ from unittest import mock
 import lightning as L
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import experiment
 from rnnlab.cells import ConcatRNN, ScratchRNN, TorchRNN, compiled_step
 from rnnlab.data import make_windows, sincos_series
-from rnnlab.experiment import build_datamodule, build_model, build_trainer, quiet_known_warnings
+from rnnlab.experiment import (
+    NoProfiler,
+    build_datamodule,
+    build_model,
+    build_trainer,
+    quiet_known_warnings,
+)
 from rnnlab.model import Forecaster
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: conf/ and train.py
@@ -189,11 +195,30 @@ def _model(cfg: DictConfig, empty: bool = False) -> TimedForecaster:
     return cls(**build_model(cfg).hparams)
 
 
-def project_fit(cfg: DictConfig, out_dir: Path, empty: bool) -> tuple[float, int, float]:
-    """Seconds in training steps, number of steps and seconds in ``fit`` of the project's path."""
+def bare_trainer(cfg: DictConfig) -> L.Trainer:
+    """The least a Lightning project can run: the configured Trainer (epochs, device, clipping)
+    with no logger, no checkpoints and no callbacks. What it costs beyond a plain loop is the
+    floor of any project built on Lightning's Trainer, this one included."""
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    kwargs.update(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        profiler=NoProfiler(),
+        callbacks=[],
+    )
+    return L.Trainer(**kwargs)
+
+
+def project_fit(
+    cfg: DictConfig, out_dir: Path, empty: bool, bare: bool = False
+) -> tuple[float, int, float]:
+    """Seconds in training steps, number of steps and seconds in ``fit`` of the project's path
+    (``bare``: of the same model and data under :func:`bare_trainer`)."""
     L.seed_everything(cfg.seed, verbose=False)
     dm, model = build_datamodule(cfg), _model(cfg, empty)
-    trainer = build_trainer(cfg, out_dir)
+    trainer = bare_trainer(cfg) if bare else build_trainer(cfg, out_dir)
     start = time.perf_counter()
     trainer.fit(model, datamodule=dm)
     return model.train_seconds, trainer.global_step, time.perf_counter() - start
@@ -250,23 +275,30 @@ def loop_row(
     )
     runs = iter(range(10**6))
     steps: dict[str, int] = {}
-    fit_s: list[float] = []
+    fit_s: dict[str, list[float]] = {"project": [], "bare": []}
 
-    def project() -> float:
-        out_dir = work / f"loop_{cell}_{empty}_{next(runs)}"
-        seconds, steps["project"], fit = project_fit(cfg, out_dir, empty)
-        fit_s.append(fit)
-        return seconds
+    def lightning(name: str) -> Callable[[], float]:
+        def fn() -> float:
+            out_dir = work / f"loop_{cell}_{empty}_{next(runs)}"
+            seconds, steps[name], fit = project_fit(cfg, out_dir, empty, bare=name == "bare")
+            fit_s[name].append(fit)
+            return seconds
+
+        return fn
 
     def plain() -> float:
         seconds, steps["plain"] = plain_fit(cfg, opts.device, empty)
         return seconds
 
-    times = interleaved({"plain": plain, "project": project}, opts.reps)
+    fns = {"plain": plain, "project": lightning("project"), "bare": lightning("bare")}
+    times = interleaved(fns, opts.reps)
     batch = cfg.data.batch_size
-    outside = [fit - steps_s for fit, steps_s in zip(fit_s, times["project"], strict=True)]
-    plain_rate = steps["plain"] * batch / median(times["plain"])
-    project_rate = steps["project"] * batch / median(times["project"])
+    outside = {
+        name: [fit - steps_s for fit, steps_s in zip(fits, times[name], strict=True)]
+        for name, fits in fit_s.items()
+    }
+    rate = {name: steps[name] * batch / median(t) for name, t in times.items()}
+    plain_rate, project_rate = rate["plain"], rate["project"]
     return {
         "cell": "(empty step)" if empty else cell,
         "empty_step": empty,
@@ -279,10 +311,14 @@ def loop_row(
         "plain_ms_per_step": 1e3 * batch / plain_rate,
         "project_ms_per_step": 1e3 * batch / project_rate,
         "ratio": project_rate / plain_rate,
+        "bare_ms_per_step": 1e3 * batch / rate["bare"],
+        "bare_ratio": rate["bare"] / plain_rate,
         # validation, checkpoints and epoch-end logging: fit time outside the training steps
-        "epoch_overhead_ms": 1e3 * median(outside) / opts.epochs,
+        "epoch_overhead_ms": 1e3 * median(outside["project"]) / opts.epochs,
+        "bare_epoch_overhead_ms": 1e3 * median(outside["bare"]) / opts.epochs,
         "plain_s": times["plain"],
         "project_s": times["project"],
+        "bare_s": times["bare"],
         "fit_s": fit_s,
     }
 
@@ -292,13 +328,13 @@ def bench_loop(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     # The Trainer's own cost per step: the same loops around a step that does no model work.
     rows.append(loop_row("scratch", opts, work, empty=True))
     empty = rows[-1]
-    overhead_ms = empty["project_ms_per_step"] - empty["plain_ms_per_step"]
     overrides = f" with {' '.join(opts.overrides)}" if opts.overrides else ""
     return {
         "epochs": opts.epochs,
         "overrides": overrides,
         "rows": rows,
-        "trainer_ms_per_step": overhead_ms,
+        "trainer_ms_per_step": empty["project_ms_per_step"] - empty["plain_ms_per_step"],
+        "bare_trainer_ms_per_step": empty["bare_ms_per_step"] - empty["plain_ms_per_step"],
     }
 
 
@@ -481,34 +517,50 @@ def run_process(args: list[str], cwd: Path) -> tuple[float, float]:
 
 def _job_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Time one sweep job's work in this process: ``rnnlab.experiment.run``, which every job of
-    a sweep calls, with the model's clock splitting training steps from everything else."""
+    a sweep calls, with the model's clock splitting training steps from everything else; and
+    the same fit and test under :func:`bare_trainer`, the floor of a job on Lightning."""
     cfg = compose([f"model={cell}", "trainer.enable_progress_bar=false", *opts.job_overrides])
-    models: list[TimedForecaster] = []
+    models: dict[str, list[TimedForecaster]] = {"job": [], "bare": []}
 
     def timed_model(cfg: DictConfig) -> TimedForecaster:
-        models.append(_model(cfg))
-        return models[-1]
+        models["job"].append(_model(cfg))
+        return models["job"][-1]
 
     def job() -> float:
         start = time.perf_counter()
         with mock.patch.object(experiment, "build_model", timed_model):
-            result = experiment.run(cfg, work / f"job_{cell}_{len(models)}")
+            result = experiment.run(cfg, work / f"job_{cell}_{len(models['job'])}")
         if result["status"] != "ok":
             raise RuntimeError(f"bench job {cell} ended {result['status']}: {result.get('error')}")
         return time.perf_counter() - start
 
-    walls = interleaved({"job": job}, opts.run_reps)["job"]
-    steps_s = [m.train_seconds for m in models]
-    overhead = [wall - steps for wall, steps in zip(walls, steps_s, strict=True)]
+    def bare() -> float:
+        start = time.perf_counter()
+        L.seed_everything(cfg.seed, verbose=False)
+        dm, model = build_datamodule(cfg), _model(cfg)
+        models["bare"].append(model)
+        trainer = bare_trainer(cfg)
+        trainer.fit(model, datamodule=dm)
+        trainer.test(model, datamodule=dm, verbose=False)
+        return time.perf_counter() - start
+
+    walls = interleaved({"job": job, "bare": bare}, opts.run_reps)
+    steps_s = {name: [m.train_seconds for m in ms] for name, ms in models.items()}
+    overhead = {
+        name: [wall - steps for wall, steps in zip(walls[name], steps_s[name], strict=True)]
+        for name in walls
+    }
     return {
         "cell": cell,
         "epochs": cfg.trainer.max_epochs,
-        "job_s": median(walls),
-        "train_steps_s": median(steps_s),
-        "overhead_s": median(overhead),
+        "job_s": median(walls["job"]),
+        "train_steps_s": median(steps_s["job"]),
+        "overhead_s": median(overhead["job"]),
         "fit_outside_steps_s": median(
-            [m.fit_seconds - m.train_seconds for m in models if m.fit_seconds is not None]
+            [m.fit_seconds - m.train_seconds for m in models["job"] if m.fit_seconds is not None]
         ),
+        "bare_job_s": median(walls["bare"]),
+        "bare_overhead_s": median(overhead["bare"]),
     }
 
 
@@ -563,6 +615,18 @@ def bench_run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def default_run_steps(loop: dict[str, Any], opts: argparse.Namespace) -> dict[str, Any]:
+    """The training steps of a default run (model=scratch) timed at [loop]'s per-step speeds:
+    how much of the run's wall time is training that no loop can avoid."""
+    row = loop["rows"][0]
+    steps = row["steps"] // loop["epochs"] * compose(opts.job_overrides).trainer.max_epochs
+    return {
+        "run_steps": steps,
+        "run_steps_plain_s": steps * row["plain_ms_per_step"] / 1e3,
+        "run_steps_project_s": steps * row["project_ms_per_step"] / 1e3,
+    }
+
+
 # -- report ----------------------------------------------------------------------------------
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target with its measured value and whether it is met."""
@@ -613,13 +677,17 @@ def _print_loop(loop: dict[str, Any]) -> None:
         "logging per epoch, outside the steps)"
     )
     keys = ["steps", "plain_samples_per_s", "project_samples_per_s", "plain_ms_per_step"]
-    keys += ["project_ms_per_step", "ratio", "epoch_overhead_ms"]
+    keys += ["project_ms_per_step", "ratio", "epoch_overhead_ms", "bare_ms_per_step"]
+    keys += ["bare_ratio", "bare_epoch_overhead_ms"]
     headers = ["cell", "BxLxH", "steps", "plain/s", "project/s", "plain ms", "proj ms", "ratio"]
+    headers += ["epoch+ ms", "bare ms", "bare ratio", "bare epoch+"]
     rows = [[r["cell"], _size(r), *(r[k] for k in keys)] for r in loop["rows"]]
-    print(table([*headers, "epoch+ ms"], rows))
+    print(table(headers, rows))
     print(
-        f"  the Trainer's own cost per step (empty step, project - plain): "
-        f"{loop['trainer_ms_per_step']:.2f} ms"
+        "  bare: the same model and data under a Trainer with no logger, checkpoints or callbacks,"
+        " the floor of any\n  project on Lightning's Trainer. The Trainer's own cost per step "
+        f"(empty step, minus plain): project {loop['trainer_ms_per_step']:.2f} ms, "
+        f"bare {loop['bare_trainer_ms_per_step']:.2f} ms"
     )
 
 
@@ -659,10 +727,14 @@ def _print_job(rows: list[dict[str, Any]]) -> None:
         "everything else\n(setup, validation, checkpoints, logging, test, figures, metrics.json)"
     )
     keys = ("epochs", "job_s", "train_steps_s", "overhead_s", "fit_outside_steps_s")
+    keys += ("bare_job_s", "bare_overhead_s")
     headers = ["cell", "epochs", "job s", "steps s", "overhead s", "in fit s"]
+    headers += ["bare job s", "bare overhead s"]
     print(table(headers, [[r["cell"], *(r[k] for k in keys)] for r in rows]))
     print(
         "  in fit s: the part of the overhead inside Trainer.fit (validation, checkpoints, logging)"
+        "\n  bare: fit and test of the same model under a Trainer with no logger, checkpoints,"
+        " callbacks or figures"
     )
 
 
@@ -676,6 +748,11 @@ def _print_run(r: dict[str, Any]) -> None:
     ]
     print(table(["process", "wall s", "peak RSS MiB"], rows))
     print(f"  train.py wall - import: {r['run_minus_import_s']:.2f} s")
+    if "run_steps" in r:
+        print(
+            f"  of which the default run's {r['run_steps']} training steps, at [loop]'s speeds: "
+            f"{r['run_steps_project_s']:.2f} s (plain loop: {r['run_steps_plain_s']:.2f} s)"
+        )
     print(f"  sweep: {r['sweep_job_s']:.2f} s per job ((sweep wall - import) / jobs)")
     print("  the jobs of a sweep share one process: its peak RSS is that of the largest job")
 
@@ -771,6 +848,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             report["job"] = bench_jobs(opts, work)
         if "run" in opts.sections:
             report["run"] = bench_run(opts, work)
+            if "loop" in report and not opts.overrides:
+                report["run"].update(default_run_steps(report["loop"], opts))
     report["targets"] = targets(report)
     print_report(report)
     text = json.dumps(report, indent=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -113,6 +114,15 @@ class SinCosDataModule(L.LightningDataModule):
         self.bounds = split_bounds(self.n_points, self.splits)
         for name, (start, end) in zip(("train", "val", "test"), self.bounds, strict=True):
             self.windows[name] = make_windows(series[start:end], self.seq_len)
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        # The batches are CPU tensors: on CPU, Lightning's walk over the batch calling .to() on
+        # each tensor changes nothing and costs about 0.1 ms a step.
+        if device.type == "cpu":
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = WindowDataset(*self.windows[split])

@@ -174,5 +174,6 @@ def forecast_figures(fc: Forecasts) -> dict[str, Figure]:
 def to_png(fig: Figure) -> bytes:
     """Render once to PNG bytes: the same bytes go to TensorBoard and to ``figures/*.png``."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    # zlib level 1: a fifth larger files than the default 6, and a third less encoding time
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     return buf.getvalue()
