@@ -50,9 +50,13 @@ def test_quick_bench_command_runs_whole_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[job]" in proc.stdout and "[run]" in proc.stdout
     report = json.loads(path.read_text())
-    assert [row["cell"] for row in report["job"]] == ["scratch", "concat", "torch"]
-    assert all(0 < row["train_steps_s"] < row["job_s"] for row in report["job"])
-    assert all(0 < row["bare_overhead_s"] < row["bare_job_s"] for row in report["job"])
+    rows = report["job"]["rows"]
+    assert [row["cell"] for row in rows] == ["scratch", "concat", "torch"]
+    assert all(0 < row["train_steps_s"] < row["job_s"] for row in rows)
+    assert all(0 < row["bare_overhead_s"] < row["bare_job_s"] for row in rows)
+    # one epoch: best.ckpt and last.ckpt, once each
+    assert all(row["checkpoint_saves"] == 2 for row in rows)
+    assert report["job"]["parts"]["checkpoint_save_ms"] > 0 < report["job"]["parts"]["figures_s"]
     run = report["run"]
     assert run["run_s"] > 0 and run["sweep_jobs"] == 3
     assert run["import_peak_rss_mib"] > 0 and run["run_peak_rss_mib"] > 0

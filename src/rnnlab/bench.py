@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab import experiment
+from rnnlab import experiment, figures
 from rnnlab.cells import ConcatRNN, ScratchRNN, TorchRNN, compiled_step
 from rnnlab.data import make_windows, sincos_series
 from rnnlab.experiment import (
@@ -150,6 +150,7 @@ class TimedForecaster(Forecaster):
         super().__init__(**kwargs)
         self.train_seconds = 0.0
         self.fit_seconds: float | None = None
+        self.checkpoint_saves = 0
         self._epoch_start: float | None = None
         self._fit_start = 0.0
 
@@ -158,6 +159,9 @@ class TimedForecaster(Forecaster):
 
     def on_fit_end(self) -> None:
         self.fit_seconds = time.perf_counter() - self._fit_start
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.checkpoint_saves += 1
 
     def on_train_epoch_start(self) -> None:
         super().on_train_epoch_start()
@@ -561,11 +565,43 @@ def _job_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
         ),
         "bare_job_s": median(walls["bare"]),
         "bare_overhead_s": median(overhead["bare"]),
+        "checkpoint_saves": median([m.checkpoint_saves for m in models["job"]]),
     }
 
 
-def bench_jobs(opts: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
-    return [_job_row(cell, opts, work) for cell in CELL_NAMES]
+def job_parts(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """What two of a job's features cost, each timed alone (model=scratch): one checkpoint
+    save, and drawing and encoding the four figures of a finished run."""
+    cfg = compose(["trainer.max_epochs=1", "trainer.enable_progress_bar=false"])
+    L.seed_everything(cfg.seed, verbose=False)
+    dm, model = build_datamodule(cfg), _model(cfg)
+    trainer = build_trainer(cfg, work / "parts")
+    trainer.fit(model, datamodule=dm)
+    path = work / "parts" / "timed.ckpt"
+
+    def save() -> float:
+        start = time.perf_counter()
+        trainer.save_checkpoint(path, weights_only=False)  # what both callbacks save
+        return time.perf_counter() - start
+
+    def draw() -> float:
+        start = time.perf_counter()
+        fc = figures.forecast_test_split(model, dm)
+        drawn = {"data": figures.data_figure(dm.series, dm.bounds), **figures.forecast_figures(fc)}
+        for fig in drawn.values():
+            figures.to_png(fig)
+        return time.perf_counter() - start
+
+    times = interleaved({"save": save, "figures": draw}, max(opts.reps, 3))
+    return {
+        "checkpoint_save_ms": 1e3 * median(times["save"]),
+        "figures_s": median(times["figures"]),
+    }
+
+
+def bench_jobs(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
+    rows = [_job_row(cell, opts, work) for cell in CELL_NAMES]
+    return {"rows": rows, "parts": job_parts(opts, work)}
 
 
 def bench_run(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -659,7 +695,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         TARGETS["run_minus_import_s_max"],
         False,
     )
-    for row in report.get("job", []):
+    for row in report.get("job", {}).get("rows", []):
         name = f"per-job overhead (all but training steps), {row['cell']}, s"
         add(name, row["overhead_s"], TARGETS["job_overhead_s_max"], False)
     return found
@@ -721,20 +757,24 @@ def _print_compile(rows: list[dict[str, Any]]) -> None:
     print(table(["BxLxH", "compile s", "eager ms", "compiled ms", "speed-up"], table_rows))
 
 
-def _print_job(rows: list[dict[str, Any]]) -> None:
+def _print_job(job: dict[str, Any]) -> None:
+    rows, parts = job["rows"], job["parts"]
     print(
         "\n[job] one sweep job's rnnlab.experiment.run in this process: training steps against "
         "everything else\n(setup, validation, checkpoints, logging, test, figures, metrics.json)"
     )
     keys = ("epochs", "job_s", "train_steps_s", "overhead_s", "fit_outside_steps_s")
-    keys += ("bare_job_s", "bare_overhead_s")
+    keys += ("bare_job_s", "bare_overhead_s", "checkpoint_saves")
     headers = ["cell", "epochs", "job s", "steps s", "overhead s", "in fit s"]
-    headers += ["bare job s", "bare overhead s"]
+    headers += ["bare job s", "bare overhead s", "ckpt saves"]
     print(table(headers, [[r["cell"], *(r[k] for k in keys)] for r in rows]))
     print(
         "  in fit s: the part of the overhead inside Trainer.fit (validation, checkpoints, logging)"
         "\n  bare: fit and test of the same model under a Trainer with no logger, checkpoints,"
         " callbacks or figures"
+        f"\n  timed alone: one checkpoint save {parts['checkpoint_save_ms']:.1f} ms (best.ckpt when"
+        " val/mse improves, last.ckpt every epoch), the four figures "
+        f"{parts['figures_s']:.2f} s"
     )
 
 
