@@ -61,6 +61,7 @@ def test_quick_bench_command_runs_whole_processes(tmp_path):
     assert run["run_s"] > 0 and run["sweep_jobs"] == 3
     assert run["import_peak_rss_mib"] > 0 and run["run_peak_rss_mib"] > 0
     assert run["run_steps"] == 25  # --quick: one epoch of 25 steps, from [loop]'s steps
+    assert 0 < run["sweep_job_overhead_s"] < run["sweep_job_s"]
 
 
 @pytest.mark.parametrize("cell", ["scratch", "concat", "torch"])
