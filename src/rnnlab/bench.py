@@ -839,10 +839,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sections", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}"
     )
-    parser.add_argument("--reps", type=int, default=7, help="repetitions per measurement")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per measurement")
     parser.add_argument("--run-reps", type=int, default=2, help="repetitions in [job], [run]")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (train.py: threads)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per fit in [loop]")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per fit in [loop]")
     parser.add_argument("--sizes", default=",".join(DEFAULT_SIZES), help="[cells] BxLxH list")
     parser.add_argument("--compile-sizes", default="32x4x32,256x64x64", help="[compile] BxLxH")
     parser.add_argument("--points", type=int, default=10**6, help="[data] series length")
