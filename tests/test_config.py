@@ -57,6 +57,14 @@ BAD_INPUTS = {
     "seed=4294967296": "0 to 4294967295",
     "threads=0": ">= 1",
     "trainer=fast": "ddp, default",
+    "logger.histograms=maybe": "true or false",
+    "logger.figures=maybe": "true or false",
+    "logger.figures_every_n_epochs=-1": ">= 0",
+    "logger.rollout_steps=0": "null or >= 1",
+    "logger.histogram=true": "did you mean logger.histograms?",
+    "+model.dropout=0.1": "there is no key model.dropout",
+    "+data.stride=2": "allowed keys:",
+    "+logger.histogram=true": "did you mean logger.histograms?",
 }
 ISSUE_BAD_INPUTS = list(BAD_INPUTS)[:16]
 

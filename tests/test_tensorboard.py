@@ -91,6 +91,16 @@ def test_figures_every_epoch_and_after_testing(relu_run):
     assert (run_dir / "figures" / "data.png").stat().st_size > 10_000
 
 
+def test_figures_switched_off_leave_no_images_and_keep_the_rollout_metric(tmp_path):
+    result = run(
+        compose_config("data.n_points=200", "trainer.max_epochs=1", "logger.figures=false"),
+        tmp_path,
+    )
+    assert result["status"] == "ok" and result[M.TEST_ROLLOUT_MSE] > 0
+    assert not (tmp_path / "figures").exists()
+    assert events(tmp_path).Tags()["images"] == []
+
+
 def test_diverged_run_is_a_failed_session_without_metrics(tmp_path):
     run_dir = tmp_path / "diverged"
     result = run(compose_config("model.lr=1e30", "trainer.max_epochs=2"), run_dir)

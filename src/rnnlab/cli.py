@@ -22,7 +22,13 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from rnnlab.config import ConfigError, InvalidConfig, did_you_mean, expected_type
+from rnnlab.config import (
+    CLOSED_SECTIONS,
+    ConfigError,
+    InvalidConfig,
+    did_you_mean,
+    expected_type,
+)
 from rnnlab.resume import expand_resume
 
 EXIT_CONFIG_ERROR = 2
@@ -53,6 +59,8 @@ def error_line(err: BaseException, argv: list[str]) -> str | None:
             allowed = f"allowed keys: {', '.join(map(str, keys))}; " if keys else ""
             parent_key = key.rpartition(".")[0]
             guess = did_you_mean(str(cause.key), [str(k) for k in keys], parent_key)
+            if parent_key in CLOSED_SECTIONS:  # the schema fixes these keys
+                return f"{_as_given(key, argv)}: there is no key {key}; {guess}({allowed[:-2]})"
             return (
                 f"{_as_given(key, argv)}: there is no key {key}; {guess}"
                 f"({allowed}add a new key with +{key}=...)"

@@ -62,14 +62,22 @@ class ModelConfig:
 
 
 @dataclass
+class LoggerConfig:
+    figures: bool = MISSING
+    histograms: bool = MISSING
+    figures_every_n_epochs: int = MISSING
+    rollout_steps: Optional[int] = None  # noqa: UP045  (OmegaConf does not read `int | None`)
+
+
+@dataclass
 class Config:
     """The whole task config. ``trainer`` holds ``lightning.Trainer`` keyword arguments and
-    ``logger`` the TensorBoard options, so both stay open to ``+trainer.KEY=VALUE``."""
+    is open to ``+trainer.KEY=VALUE``; ``logger`` holds the TensorBoard options."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: dict[str, Any] = field(default_factory=dict)
-    logger: dict[str, Any] = field(default_factory=dict)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = MISSING
     threads: int = MISSING
     resume: Optional[str] = None  # noqa: UP045  (OmegaConf does not read `str | None`)
@@ -87,6 +95,8 @@ def _show(value: Any) -> str:
         value = OmegaConf.to_container(value)
     if isinstance(value, list | tuple):
         return "[" + ",".join(_show(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as the user typed it on the command line
     return "null" if value is None else str(value)
 
 
@@ -267,18 +277,45 @@ def _check_not_ddp_in_sweep(cfg: DictConfig) -> None:
         )
 
 
+def _validate_logger(logger: DictConfig) -> None:
+    every = logger.figures_every_n_epochs
+    _check("logger.figures_every_n_epochs", every, _int_at_least(0), "an integer >= 0")
+    steps = logger.rollout_steps
+    _check(
+        "logger.rollout_steps", steps, lambda v: v is None or _int_at_least(1)(v), "null or >= 1"
+    )
+
+
+#: Sections whose keys the schema fixes: a key added with ``+`` would only be ignored or crash.
+CLOSED_SECTIONS = ("data", "model", "logger")
+
+
+def _check_known_keys(cfg: DictConfig) -> None:
+    for section in CLOSED_SECTIONS:
+        allowed = schema_keys(section)
+        for key in cfg[section]:
+            if key not in allowed:
+                raise ConfigError(
+                    f"{section}.{key}={_show(cfg[section][key])}: there is no key "
+                    f"{section}.{key}; {did_you_mean(key, allowed, section)}"
+                    f"(allowed keys: {', '.join(allowed)})"
+                )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value a run cannot use."""
+    _check_known_keys(cfg)
     _validate_data(cfg.data)
     _validate_model(cfg.model)
     _validate_trainer(cfg.trainer)
+    _validate_logger(cfg.logger)
     _check("seed", cfg.seed, lambda v: _is_int(v) and 0 <= v <= MAX_SEED, f"0 to {MAX_SEED}")
     _check("threads", cfg.threads, _int_at_least(1), "an integer >= 1")
     _check_not_ddp_in_sweep(cfg)
 
 
 def schema_keys(path: str) -> list[str]:
-    """Keys the schema allows at ``path`` ("" for the top level, "model", "data")."""
+    """Keys the schema allows at ``path`` ("" for the top level, "model", "data", "logger")."""
     node: Any = Config
     for part in filter(None, path.split(".")):
         node = {f.name: f for f in fields(node)}[part].default_factory
@@ -292,7 +329,9 @@ def expected_type(key: str) -> str | None:
     """What the schema expects at ``key`` ("data.seq_len", "data.splits[0]"), in words."""
     section, _, name = key.rpartition(".")
     name, _, index = name.partition("[")
-    schema = {"": Config, "data": DataConfig, "model": ModelConfig}.get(section)
+    schema = {"": Config, "data": DataConfig, "model": ModelConfig, "logger": LoggerConfig}.get(
+        section
+    )
     types = {f.name: str(f.type) for f in fields(schema)} if schema else {}
     hint = types.get(name, "")
     if index and hint.startswith("list["):

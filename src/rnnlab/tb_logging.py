@@ -199,15 +199,15 @@ class ForecastFigures(Callback):
 
 def tensorboard_callbacks(logger_cfg: Any, run_dir: Path) -> list[Callback]:
     """The callbacks ``conf/logger/tensorboard.yaml`` asks for."""
-    callbacks: list[Callback] = [
-        GradNormMonitor(),
-        HiddenStateHealth(),
-        ForecastFigures(
-            Path(run_dir) / "figures",
-            every_n_epochs=logger_cfg.get("figures_every_n_epochs", 0),
-            rollout_steps=logger_cfg.get("rollout_steps"),
-        ),
-    ]
+    callbacks: list[Callback] = [GradNormMonitor(), HiddenStateHealth()]
+    if logger_cfg.get("figures", True):
+        callbacks.append(
+            ForecastFigures(
+                Path(run_dir) / "figures",
+                every_n_epochs=logger_cfg.get("figures_every_n_epochs", 0),
+                rollout_steps=logger_cfg.get("rollout_steps"),
+            )
+        )
     if logger_cfg.get("histograms", False):
         callbacks.append(ParamHistograms())
     return callbacks
