@@ -587,9 +587,7 @@ def job_parts(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     def draw() -> float:
         start = time.perf_counter()
-        fc = figures.forecast_test_split(model, dm)
-        drawn = {"data": figures.data_figure(dm.series, dm.bounds), **figures.forecast_figures(fc)}
-        for fig in drawn.values():
+        for fig in figures.final_figures(model, dm).values():
             figures.to_png(fig)
         return time.perf_counter() - start
 

@@ -171,6 +171,14 @@ def forecast_figures(fc: Forecasts) -> dict[str, Figure]:
     }
 
 
+def final_figures(
+    model: Forecaster, dm: SinCosDataModule, rollout_steps: int | None = None
+) -> dict[str, Figure]:
+    """The figures of a finished run, by name: the data and the forecast figures."""
+    fc = forecast_test_split(model, dm, rollout_steps)
+    return {"data": data_figure(dm.series, dm.bounds), **forecast_figures(fc)}
+
+
 def to_png(fig: Figure) -> bytes:
     """Render once to PNG bytes: the same bytes go to TensorBoard and to ``figures/*.png``."""
     buf = io.BytesIO()

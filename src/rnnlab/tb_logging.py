@@ -191,9 +191,7 @@ class ForecastFigures(Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        dm = trainer.datamodule
-        fc = self._forecasts(trainer, pl_module)
-        figs = {"data": figures.data_figure(dm.series, dm.bounds), **figures.forecast_figures(fc)}
+        figs = figures.final_figures(pl_module, trainer.datamodule, self.rollout_steps)
         self._emit(trainer, figs, trainer.global_step, save=True)  # the test metrics' step
 
 
