@@ -22,13 +22,7 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from rnnlab.config import (
-    CLOSED_SECTIONS,
-    ConfigError,
-    InvalidConfig,
-    did_you_mean,
-    expected_type,
-)
+from rnnlab.config import ConfigError, InvalidConfig, expected_type, no_such_key
 from rnnlab.resume import expand_resume
 
 EXIT_CONFIG_ERROR = 2
@@ -56,15 +50,7 @@ def error_line(err: BaseException, argv: list[str]) -> str | None:
         if isinstance(cause, ConfigAttributeError | ConfigKeyError):
             parent = getattr(cause, "parent_node", None)
             keys = sorted(parent.keys()) if isinstance(parent, DictConfig) else []
-            allowed = f"allowed keys: {', '.join(map(str, keys))}; " if keys else ""
-            parent_key = key.rpartition(".")[0]
-            guess = did_you_mean(str(cause.key), [str(k) for k in keys], parent_key)
-            if parent_key in CLOSED_SECTIONS:  # the schema fixes these keys
-                return f"{_as_given(key, argv)}: there is no key {key}; {guess}({allowed[:-2]})"
-            return (
-                f"{_as_given(key, argv)}: there is no key {key}; {guess}"
-                f"({allowed}add a new key with +{key}=...)"
-            )
+            return no_such_key(_as_given(key, argv), key, [str(k) for k in keys])
         if isinstance(cause, ValidationError):
             expected = expected_type(key)
             detail = f"expected {expected}" if expected else str(cause).splitlines()[0]

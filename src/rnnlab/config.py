@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -63,6 +63,8 @@ class ModelConfig:
 
 @dataclass
 class LoggerConfig:
+    """conf/logger/tensorboard.yaml: what rnnlab writes to TensorBoard beyond Lightning."""
+
     figures: bool = MISSING
     histograms: bool = MISSING
     figures_every_n_epochs: int = MISSING
@@ -286,20 +288,14 @@ def _validate_logger(logger: DictConfig) -> None:
     )
 
 
-#: Sections whose keys the schema fixes: a key added with ``+`` would only be ignored or crash.
-CLOSED_SECTIONS = ("data", "model", "logger")
-
-
 def _check_known_keys(cfg: DictConfig) -> None:
+    """Keys added with ``+`` to a closed section would only be ignored, or crash the model."""
     for section in CLOSED_SECTIONS:
         allowed = schema_keys(section)
         for key in cfg[section]:
             if key not in allowed:
-                raise ConfigError(
-                    f"{section}.{key}={_show(cfg[section][key])}: there is no key "
-                    f"{section}.{key}; {did_you_mean(key, allowed, section)}"
-                    f"(allowed keys: {', '.join(allowed)})"
-                )
+                given = f"{section}.{key}={_show(cfg[section][key])}"
+                raise ConfigError(no_such_key(given, f"{section}.{key}", allowed))
 
 
 def validate(cfg: DictConfig) -> None:
@@ -314,12 +310,34 @@ def validate(cfg: DictConfig) -> None:
     _check_not_ddp_in_sweep(cfg)
 
 
-def schema_keys(path: str) -> list[str]:
-    """Keys the schema allows at ``path`` ("" for the top level, "model", "data", "logger")."""
+def _schema_node(path: str) -> Any:
+    """The schema dataclass at ``path`` ("" for the top level, "model", ...); None if the path
+    leads to an open dict (``trainer``) or to no section."""
     node: Any = Config
     for part in filter(None, path.split(".")):
-        node = {f.name: f for f in fields(node)}[part].default_factory
-    return [f.name for f in fields(node)]
+        found = {f.name: f for f in fields(node)}.get(part) if is_dataclass(node) else None
+        node = found.default_factory if found else None
+    return node if is_dataclass(node) else None
+
+
+def schema_keys(path: str) -> list[str]:
+    """Keys the schema allows at ``path`` ("" for the top level, "model", "data", "logger")."""
+    return [f.name for f in fields(_schema_node(path))]
+
+
+#: Sections whose keys the schema fixes (``trainer`` stays open to any Trainer argument).
+CLOSED_SECTIONS = tuple(name for name in schema_keys("") if _schema_node(name) is not None)
+
+
+def no_such_key(given: str, key: str, allowed: Sequence[str]) -> str:
+    """The one line for a key the config does not have: ``given`` as the user wrote it, a guess
+    from ``allowed``, and how to add it where the section is open."""
+    parent, _, name = key.rpartition(".")
+    listed = f"allowed keys: {', '.join(allowed)}" if allowed else ""
+    if parent not in CLOSED_SECTIONS:
+        listed = f"{listed}; " if listed else ""
+        listed += f"add a new key with +{key}=..."
+    return f"{given}: there is no key {key}; {did_you_mean(name, allowed, parent)}({listed})"
 
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
@@ -329,9 +347,7 @@ def expected_type(key: str) -> str | None:
     """What the schema expects at ``key`` ("data.seq_len", "data.splits[0]"), in words."""
     section, _, name = key.rpartition(".")
     name, _, index = name.partition("[")
-    schema = {"": Config, "data": DataConfig, "model": ModelConfig, "logger": LoggerConfig}.get(
-        section
-    )
+    schema = _schema_node(section)
     types = {f.name: str(f.type) for f in fields(schema)} if schema else {}
     hint = types.get(name, "")
     if index and hint.startswith("list["):
