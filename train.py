@@ -9,9 +9,9 @@ from rnnlab.cli import run_cli  # also registers the config schema (rnnlab.confi
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     # Imported here: torch and Lightning take seconds, and a bad config fails before them.
-    from rnnlab.experiment import train
+    from rnnlab.experiment import hydra_job
 
-    return train(cfg)
+    return hydra_job(cfg)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def tiny_run(tmp_path_factory):
     (run_dir / ".hydra").mkdir()
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(list(TINY)), run_dir / ".hydra" / "overrides.yaml")
-    return experiment.run(cfg, run_dir), run_dir
+    return experiment.train_and_test(cfg, run_dir), run_dir
 
 
 def test_checkpoints_hold_plain_values_and_load_weights_only(tiny_run):
@@ -121,7 +121,7 @@ def test_non_finite_model_is_never_checkpointed(compose_cfg, tmp_path):
 
 def test_divergence_is_reported_not_crashed(compose_cfg, tmp_path):
     cfg = compose_cfg(*TINY, "model.lr=1e30", "model.nonlinearity=relu")
-    result = experiment.run(cfg, tmp_path)
+    result = experiment.train_and_test(cfg, tmp_path)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["status"] == result["status"] == "diverged"
     assert (written["diverged_epoch"], written["diverged_step"]) == (0, 1)
@@ -130,7 +130,7 @@ def test_divergence_is_reported_not_crashed(compose_cfg, tmp_path):
 
 def test_same_seed_same_metrics_seed_zero_honoured_other_seed_differs(compose_cfg, tmp_path):
     runs = {
-        name: experiment.run(compose_cfg(*TINY, f"seed={seed}"), tmp_path / name)
+        name: experiment.train_and_test(compose_cfg(*TINY, f"seed={seed}"), tmp_path / name)
         for name, seed in (("zero_a", 0), ("zero_b", 0), ("one", 1))
     }
     assert all(runs["zero_a"][k] == runs["zero_b"][k] for k in COMPARED)

@@ -224,10 +224,10 @@ def _crashing_overrides() -> list[str]:
 def test_crashed_sweep_job_is_recorded_as_failed(hydra_job, tmp_path):
     from hydra.types import RunMode
 
-    from rnnlab.experiment import train
+    from rnnlab.experiment import hydra_job as job_task
 
     cfg = hydra_job(RunMode.MULTIRUN, *_crashing_overrides())
-    assert train(cfg) == math.inf
+    assert job_task(cfg) == math.inf
     record = json.loads((tmp_path / M.METRICS_FILE).read_text())
     assert record["status"] == "failed"
     assert "gpu" in record["error"] and "Traceback" in record["traceback"]
@@ -238,11 +238,11 @@ def test_crashed_sweep_job_is_recorded_as_failed(hydra_job, tmp_path):
 def test_crashed_single_run_raises(hydra_job, tmp_path):
     from hydra.types import RunMode
 
-    from rnnlab.experiment import train
+    from rnnlab.experiment import hydra_job as job_task
 
     cfg = hydra_job(RunMode.RUN, *_crashing_overrides())
     with pytest.raises(Exception, match="gpu"):
-        train(cfg)
+        job_task(cfg)
     assert not (tmp_path / M.METRICS_FILE).exists()
 
 

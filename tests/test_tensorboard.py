@@ -13,7 +13,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata
 import rnnlab.config  # noqa: F401  registers the config schema that conf/config.yaml lists
 from rnnlab import metrics as M
 from rnnlab.data import SinCosDataModule
-from rnnlab.experiment import run
+from rnnlab.experiment import train_and_test
 from rnnlab.model import Forecaster
 from rnnlab.tb_logging import GradNormMonitor, hidden_state_health
 
@@ -48,7 +48,7 @@ def relu_run(tmp_path_factory):
         "logger.figures_every_n_epochs=1",
         "logger.rollout_steps=30",
     )
-    result = run(cfg, run_dir)
+    result = train_and_test(cfg, run_dir)
     torch.set_num_threads(1)
     return run_dir, result, events(run_dir)
 
@@ -92,7 +92,7 @@ def test_figures_every_epoch_and_after_testing(relu_run):
 
 
 def test_figures_switched_off_leave_no_images_and_keep_the_rollout_metric(tmp_path):
-    result = run(
+    result = train_and_test(
         compose_config("data.n_points=200", "trainer.max_epochs=1", "logger.figures=false"),
         tmp_path,
     )
@@ -103,7 +103,7 @@ def test_figures_switched_off_leave_no_images_and_keep_the_rollout_metric(tmp_pa
 
 def test_diverged_run_is_a_failed_session_without_metrics(tmp_path):
     run_dir = tmp_path / "diverged"
-    result = run(compose_config("model.lr=1e30", "trainer.max_epochs=2"), run_dir)
+    result = train_and_test(compose_config("model.lr=1e30", "trainer.max_epochs=2"), run_dir)
     torch.set_num_threads(1)
     assert result["status"] == "diverged"
     content = events(run_dir).PluginTagToContent("hparams")

@@ -534,7 +534,7 @@ def _job_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     def job() -> float:
         start = time.perf_counter()
         with mock.patch.object(experiment, "build_model", timed_model):
-            result = experiment.run(cfg, work / f"job_{cell}_{len(models['job'])}")
+            result = experiment.train_and_test(cfg, work / f"job_{cell}_{len(models['job'])}")
         if result["status"] != "ok":
             raise RuntimeError(f"bench job {cell} ended {result['status']}: {result.get('error')}")
         return time.perf_counter() - start

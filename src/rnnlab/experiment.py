@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from traceback import format_exception
@@ -16,7 +17,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.utilities import rank_zero_only
@@ -91,7 +92,11 @@ class NoProfiler(PassThroughProfiler):
         return self._NULL
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()
+) -> L.Trainer:
+    """The Trainer train.py uses; ``callbacks`` are added to rnnlab's own (the benchmark
+    times steps with one)."""
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs.setdefault("profiler", NoProfiler())
     trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
@@ -103,10 +108,11 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
         mode="min",
         save_top_k=1,
     )
+    extra = list(callbacks)
     callbacks = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
     # checkpoints/last.ckpt every epoch, finite only, and a clean stop on SIGINT/SIGTERM
     callbacks += [last_epoch_checkpoint(run_dir), FiniteCheckpoints(), StopAtEpochEnd()]
-    callbacks += tensorboard_callbacks(cfg.logger, run_dir)
+    callbacks += [*tensorboard_callbacks(cfg.logger, run_dir), *extra]
     return L.Trainer(logger=logger, callbacks=callbacks, default_root_dir=run_dir, **trainer_kwargs)
 
 
@@ -125,15 +131,18 @@ def _finite_or_none(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train and test one configuration; returns what is written to ``metrics.json``."""
+def train_and_test(
+    cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()
+) -> dict[str, Any]:
+    """Train and test one configuration in ``run_dir``; returns what is written to
+    ``metrics.json``. ``callbacks`` are extra Lightning callbacks for the Trainer."""
     validate(cfg)  # done before Hydra's job starts too; here for API use and sweepers' choices
     quiet_known_warnings()
     torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     model = build_model(cfg)
-    trainer = build_trainer(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, callbacks)
     ckpt_path = checkpoint_to_resume(cfg, run_dir)
 
     result: dict[str, Any] = {"status": "ok"}
@@ -224,7 +233,7 @@ def record_failure(cfg: DictConfig, run_dir: Path, err: Exception) -> dict[str, 
     return result
 
 
-def train(cfg: DictConfig) -> float:
+def hydra_job(cfg: DictConfig) -> float:
     """Hydra task: run in Hydra's job directory, print the summary, return the objective
     sweepers minimise (``val/mse_best``; infinity when the run diverged or a sweep job crashed)."""
     from hydra.core.hydra_config import HydraConfig
@@ -232,7 +241,7 @@ def train(cfg: DictConfig) -> float:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        result = run(cfg, run_dir)
+        result = train_and_test(cfg, run_dir)
     except Exception as err:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             raise  # a single run that crashes exits non-zero

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 class SweepSummary(Callback):
     """Writes summary.csv/.md/.png into the sweep directory when a multirun ends.
 
-    Jobs record crashes instead of raising (see ``rnnlab.experiment.train``), so Hydra reaches
+    Jobs record crashes instead of raising (see ``rnnlab.experiment.hydra_job``), so Hydra reaches
     this hook even when some jobs failed. A broken summary is logged, not raised: the jobs' own
     results are already on disk and ``python -m rnnlab.sweep`` can rebuild it.
     """

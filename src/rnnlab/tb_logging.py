@@ -235,7 +235,7 @@ def _hparam(
 def hparams_of(cfg: DictConfig) -> tuple[dict[str, Any], set[str]]:
     """The HParams columns of a job, and the ones its command line set.
 
-    Outside Hydra (a test calling ``rnnlab.experiment.run``) nothing counts as set.
+    Outside Hydra (a test calling ``rnnlab.experiment.train_and_test``) nothing counts as set.
     """
     from hydra.core.hydra_config import HydraConfig
 
