@@ -1,9 +1,12 @@
-"""Train one configuration (or a sweep with -m). See conf/ for every option."""
+"""Train one configuration, or a sweep with -m: python train.py --help lists every option."""
 
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.cli import run_cli  # also registers the config schema (rnnlab.config)
+from rnnlab import cli, hydra_setup
+
+# Before Hydra composes conf/: the schema it lists first, and the resolvers it uses.
+hydra_setup.register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -15,4 +18,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    cli.run(main)  # resume=<run dir>, and bad input as one line with exit status 2

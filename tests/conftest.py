@@ -9,7 +9,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-import rnnlab.config  # noqa: F401  (registers the schema conf/config.yaml lists first)
+from rnnlab import hydra_setup
+
+hydra_setup.register()  # as train.py does before Hydra composes conf/
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -5,14 +5,18 @@ The same inputs go through the real command line in tests/test_config_cli.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import torch
 from conftest import CONF
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rnnlab import cells, config, data, model
+from rnnlab import cells, choices, data, model, schema
+from rnnlab.checks import validate
 from rnnlab.cli import error_line
-from rnnlab.config import ConfigError, validate
+from rnnlab.errors import ConfigError
 
 #: Every bad input issue 6 lists, then others a user would hit: the override, and what its
 #: one-line error must contain besides the override itself (what is allowed).
@@ -65,6 +69,7 @@ BAD_INPUTS = {
     "+model.dropout=0.1": "there is no key model.dropout",
     "+data.stride=2": "allowed keys:",
     "+logger.histogram=true": "did you mean logger.histograms?",
+    "model.num_layers=1000000": "a network that fits in memory: it would have about 2.11e+09",
 }
 ISSUE_BAD_INPUTS = list(BAD_INPUTS)[:16]
 
@@ -110,10 +115,10 @@ def test_longest_window_matches_what_the_datamodule_builds():
     """The limit the validator states is the one SinCosDataModule really has."""
     cases = [(1000, (0.8, 0.1, 0.1)), (333, (0.5, 0.3, 0.2)), (50, (0.8, 0.1, 0.1))]
     for n_points, splits in cases:
-        assert config.split_sizes(n_points, splits) == [
-            end - start for start, end in data.split_bounds(n_points, splits)
+        assert choices.split_sizes(n_points, splits) == [
+            end - start for start, end in choices.split_bounds(n_points, splits)
         ]
-        longest = min(config.split_sizes(n_points, splits)) - 1
+        longest = min(choices.split_sizes(n_points, splits)) - 1
         dm = data.SinCosDataModule(seq_len=longest, n_points=n_points, splits=splits)
         dm.setup()
         assert min(len(x) for x, _ in dm.windows.values()) == 1
@@ -123,11 +128,34 @@ def test_longest_window_matches_what_the_datamodule_builds():
 
 
 def test_allowed_values_are_the_ones_the_code_implements():
-    assert set(config.CELLS) == set(cells.CELLS)
-    assert set(config.NONLINEARITIES) == set(cells.NONLINEARITIES)
-    assert set(config.LOSS_MODES) == set(model.LOSS_MODES)
-    assert set(config.READOUTS) == set(model.READOUTS)
-    assert set(config.READOUT_ACTIVATIONS) == set(model.READOUT_ACTIVATIONS)
+    """Every name in rnnlab.choices builds what it says, and nothing else is accepted."""
+    for name, cls in zip(choices.CELLS, cells.CELL_CLASSES, strict=True):
+        assert type(cells.build_cell(name, 2, 4)) is cls
+        assert cls.__name__.lower().startswith(name)
+    for name in choices.NONLINEARITIES:
+        assert cells.ScratchRNN(2, 4, nonlinearity=name).act is getattr(torch, name)
+    for name, readout in zip(choices.READOUTS, ("LinearReadout", "ConcatReadout"), strict=True):
+        assert type(model.Forecaster(readout=name).readout).__name__ == readout
+    for name in choices.READOUT_ACTIVATIONS:
+        act = model.Forecaster(readout_activation=name).readout.act
+        assert type(act).__name__.lower() == name
+    for key, bad in [("cell", "lstm"), ("nonlinearity", "sigmoid"), ("readout", "mlp"),
+                     ("readout_activation", "relu"), ("loss", "first"), ("scheduler", "step")]:
+        with pytest.raises(ConfigError, match=f"model.{key}={bad} is not allowed"):
+            model.Forecaster(**{key: bad})
+
+
+def test_each_set_of_choices_is_written_once_in_src():
+    """No module but rnnlab/choices.py spells out a set of allowed values."""
+    tables = [v for k, v in vars(choices).items() if k.isupper() and isinstance(v, tuple)]
+    src = Path(choices.__file__).parent
+    for path in src.rglob("*.py"):
+        if path.name == "choices.py":
+            continue
+        text = path.read_text()
+        for table in tables:
+            spelled = ", ".join(f'"{v}"' for v in table)
+            assert spelled not in text, f"{path.name} spells {table}: use rnnlab.choices"
 
 
 def test_schema_covers_every_key_of_every_option(compose_cfg):
@@ -135,8 +163,14 @@ def test_schema_covers_every_key_of_every_option(compose_cfg):
     for group, options in {"model": ("scratch", "concat", "torch"), "data": ("sincos",)}.items():
         for option in options:
             cfg = compose_cfg(f"{group}={option}")
-            assert sorted(cfg[group]) == sorted(config.schema_keys(group))
-    assert OmegaConf.get_type(compose_cfg().model) is config.ModelConfig
+            assert sorted(cfg[group]) == sorted(schema.keys(group))
+    assert OmegaConf.get_type(compose_cfg().model) is schema.ModelConfig
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_gpu_on_a_machine_without_one_is_refused_up_front(compose_cfg):
+    line = error_for(compose_cfg, "trainer.accelerator=gpu")
+    assert "trainer.accelerator=gpu is not allowed" in line and "no CUDA GPU" in line
 
 
 def test_ddp_inside_a_sweep_is_refused_with_the_supported_ways():

@@ -3,10 +3,13 @@ directory written (so nothing trained). Each case is a real ``python train.py`` 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import run_train
+import torch
+from conftest import ROOT, run_train
 from test_config import BAD_INPUTS, ISSUE_BAD_INPUTS
 
 pytestmark = pytest.mark.slow
@@ -21,8 +24,11 @@ CASES.update(
         "ddp in a sweep": ("-m", "trainer=ddp", "seed=1,2"),
         "resume a missing dir": ("resume=does/not/exist",),
         "resume in a sweep": ("-m", "resume=outputs"),
+        "a network too large for memory": ("model.num_layers=1000000",),
     }
 )
+if not torch.cuda.is_available():  # a GPU asked for where there is none: before any directory
+    CASES["gpu on a machine without one"] = ("trainer.accelerator=gpu",)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +64,26 @@ def test_hydra_full_error_shows_the_traceback(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
+def test_bad_config_path_never_imports_torch(tmp_path):
+    """What keeps a bad command line at about a second: no torch (and no Lightning) on its way."""
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['train.py', 'model.hidden_size=0', 'hydra.run.dir={tmp_path}/run']\n"
+        "try:\n"
+        f"    runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code, 'torch' in sys.modules, 'lightning' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.stdout.split() == ["exit", "2", "False", "False"], proc.stdout + proc.stderr
+
+
 def test_help_and_cfg_still_work():
     helped = run_train("--help")
     assert helped.returncode == 0 and "model: concat, scratch, torch" in helped.stdout
+    # what every key means, from the schema, and the launchers a sweep can use
+    assert "model.hidden_size" in helped.stdout and "hidden units per layer" in helped.stdout
+    assert "joblib" in helped.stdout and "submitit_slurm" in helped.stdout
+    assert "model_defaults" not in helped.stdout
     shown = run_train("model=concat", "--cfg", "job")
     assert shown.returncode == 0 and "cell: concat" in shown.stdout

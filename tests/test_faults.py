@@ -13,9 +13,9 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
 
 from rnnlab import experiment
-from rnnlab.config import ConfigError
+from rnnlab.checkpoints.resume import check_hparams, expand_resume, last_checkpoint
+from rnnlab.errors import ConfigError
 from rnnlab.model import Diverged
-from rnnlab.resume import check_hparams, expand_resume, last_checkpoint
 
 TINY = (
     "data.n_points=200",
@@ -138,24 +138,13 @@ def test_same_seed_same_metrics_seed_zero_honoured_other_seed_differs(compose_cf
     assert runs["zero_a"]["config"]["seed"] == 0
 
 
-def test_epoch_checkpoints_keep_distinct_callback_states(tiny_run):
+def test_checkpoints_keep_distinct_callback_states(tiny_run):
     """Both checkpoint callbacks' states are saved under their own keys (one key for both would
     make a resumed run forget which checkpoint is best)."""
     _, run_dir = tiny_run
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    states = [s for key, s in ckpt["callbacks"].items() if key.startswith("EpochCheckpoint")]
+    states = [s for key, s in ckpt["callbacks"].items() if key.startswith("ModelCheckpoint")]
     assert len(states) == 2
     best = next(s for s in states if s["monitor"] == "val/mse")
     assert best["best_model_path"].endswith("best.ckpt")
     assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2 * 5  # end of the second epoch
-
-
-def test_epoch_checkpoint_refuses_step_and_time_intervals():
-    from datetime import timedelta
-
-    from rnnlab.faults import EpochCheckpoint
-
-    with pytest.raises(ValueError, match="every_n_train_steps"):
-        EpochCheckpoint(every_n_train_steps=10)
-    with pytest.raises(ValueError, match="train_time_interval"):
-        EpochCheckpoint(train_time_interval=timedelta(seconds=1))

@@ -13,7 +13,6 @@ import yaml
 from conftest import CONF
 from hydra import compose, initialize_config_dir
 
-import rnnlab.config  # noqa: F401  (registers the config schema conf/config.yaml lists)
 from rnnlab import metrics as M
 from rnnlab import sweep
 
@@ -115,8 +114,8 @@ def test_rows_are_best_first_by_the_objective_then_by_status(sweep_dir):
 def test_markdown_shows_best_per_cell_and_mean_test_mse_per_factor_value(sweep_dir):
     md = (sweep_dir / "summary.md").read_text()
     assert "7 jobs: 3 ok, 1 diverged, 1 failed, 2 missing." in md
-    assert "| scratch | data.seq_len=8 | ok | 0.0001 | 0.0001 | 50x |" in md
-    assert "| torch | data.seq_len=4 | ok | 0.0002 | 0.0006 | 8.3x |" in md
+    assert "| scratch | data.seq_len=8 | ok | 0.0001 | 0.0001 | 50x better |" in md
+    assert "| torch | data.seq_len=4 | ok | 0.0002 | 0.0006 | 8.3x better |" in md
     assert "| concat | (no finished job) | failed |" in md
     # seq_len=4: ok jobs 0 and 2 -> mean (2e-4 + 6e-4) / 2; job 4 failed
     assert "| `data.seq_len` | 4 | 2 | 0 | 1 | 0.0004 | 0.0004 |" in md
@@ -152,6 +151,19 @@ def test_cli_rebuilds_the_files(tmp_path, capsys):
     assert read_csv(tmp_path / "summary.csv")[0]["model"] == "torch"
     with pytest.raises(SystemExit):
         sweep.main([str(tmp_path / "nope")])
+
+
+def test_cli_refuses_a_folder_of_single_runs(tmp_path, capsys):
+    """outputs/<date>/ holds single runs: summarising it as a sweep would garble the labels."""
+    for num, cell in enumerate(("scratch", "torch")):
+        job = make_job(tmp_path, num, [f"model={cell}"], "ok", 1e-4, 1e-4)
+        (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"mode": "RUN"}}))
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "single runs, not the jobs of a -m sweep" in err
+    assert not (tmp_path / "summary.md").exists()
 
 
 def job_overrides(*overrides: str) -> list[list[str]]:

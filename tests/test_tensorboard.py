@@ -10,7 +10,6 @@ from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, metadata
 
-import rnnlab.config  # noqa: F401  registers the config schema that conf/config.yaml lists
 from rnnlab import metrics as M
 from rnnlab.data import SinCosDataModule
 from rnnlab.experiment import train_and_test
@@ -144,7 +143,9 @@ def test_hidden_state_health_numbers():
 @pytest.mark.parametrize(
     ("overrides", "suffix"),
     [
-        (["model=concat", "model.nonlinearity=relu"], "_model.nonlinearity=relu,model=concat"),
+        # the choice of group first, so a cut-off name still shows the cell
+        (["model.nonlinearity=relu", "model=concat"], "_model=concat,model.nonlinearity=relu"),
+        (["data.seq_len=8", "model=torch", "+trainer.x=1"], "_model=torch,+trainer.x=1,data.seq_len=8"),  # noqa: E501
         (["seed=3", "resume=null", "logger.histograms=true"], "_seed=3"),  # no effect on results
         ([], ""),  # no overrides: outputs/<date>/<time>, no trailing "_"
     ],

@@ -1,7 +1,8 @@
 """Three interchangeable vanilla RNN cells with ``torch.nn.RNN(batch_first=True)``'s contract.
 
-``ScratchRNN`` is seed 000 (an input and a hidden Linear per layer), ``ConcatRNN`` is seed 002
-(one Linear over ``[h_{t-1}, x_t]``) and ``TorchRNN`` wraps ``nn.RNN``. All three compute
+``ScratchRNN`` is the scratch cell (an input and a hidden Linear per layer, a Python loop over
+time), ``ConcatRNN`` the concat cell (one Linear over ``[h_{t-1}, x_t]``) and ``TorchRNN`` wraps
+``nn.RNN``. All three compute
 ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` and give the same outputs for the same
 weights; they differ in how the weights are laid out and how the time loop is run.
 """
@@ -14,17 +15,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-NONLINEARITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-}
+from rnnlab import choices
 
 
 def _activation(nonlinearity: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    if nonlinearity not in NONLINEARITIES:
-        allowed = ", ".join(NONLINEARITIES)
-        raise ValueError(f"nonlinearity={nonlinearity!r} is not supported; allowed: {allowed}")
-    return NONLINEARITIES[nonlinearity]
+    """``torch.tanh`` or ``torch.relu``: each allowed name is the name of its torch function."""
+    choices.check_choice("model.nonlinearity", nonlinearity, choices.NONLINEARITIES)
+    return getattr(torch, nonlinearity)
 
 
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -134,7 +131,7 @@ def _layer_weights(rnn: nn.RNN, layer: int) -> tuple[torch.Tensor, ...]:
 
 
 class ScratchLayer(nn.Module):
-    """Seed 000's layer: ``ih(x_t) + hh(h_{t-1})``."""
+    """A scratch-cell layer: ``ih(x_t) + hh(h_{t-1})``."""
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -143,7 +140,7 @@ class ScratchLayer(nn.Module):
 
 
 class ScratchRNN(_LoopRNN):
-    """Seed 000: two Linears per layer and a Python loop over time."""
+    """The scratch cell: two Linears per layer and a Python loop over time."""
 
     def _make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
         return ScratchLayer(input_size, hidden_size)
@@ -168,7 +165,7 @@ class ScratchRNN(_LoopRNN):
 
 
 class ConcatRNN(_LoopRNN):
-    """Seed 002: one Linear per layer over ``[h_{t-1}, x_t]``.
+    """The concat cell: one Linear per layer over ``[h_{t-1}, x_t]``.
 
     The Linear's weight is ``[W_hh | W_ih]``; the loop multiplies its two column blocks
     separately, which is the same arithmetic as concatenating and avoids a copy per step.
@@ -230,11 +227,8 @@ class TorchRNN(nn.Module):
         return cell
 
 
-CELLS: dict[str, type[nn.Module]] = {
-    "scratch": ScratchRNN,
-    "concat": ConcatRNN,
-    "torch": TorchRNN,
-}
+#: The class of each of ``choices.CELLS``, in the same order.
+CELL_CLASSES: tuple[type[nn.Module], ...] = (ScratchRNN, ConcatRNN, TorchRNN)
 
 
 def build_cell(
@@ -245,7 +239,6 @@ def build_cell(
     nonlinearity: str = "tanh",
     compile: bool = False,
 ) -> nn.Module:
-    """Look a cell up by its config name."""
-    if name not in CELLS:
-        raise ValueError(f"cell={name!r} is not known; allowed: {', '.join(CELLS)}")
-    return CELLS[name](input_size, hidden_size, num_layers, nonlinearity, compile=compile)
+    """Build a cell by its config name (``model.cell``)."""
+    cls = choices.pick("model.cell", name, choices.CELLS, CELL_CLASSES)
+    return cls(input_size, hidden_size, num_layers, nonlinearity, compile=compile)

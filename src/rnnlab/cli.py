@@ -22,8 +22,11 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from rnnlab.config import ConfigError, InvalidConfig, expected_type, no_such_key
-from rnnlab.resume import expand_resume
+from rnnlab import schema
+from rnnlab.checkpoints.resume import expand_resume
+from rnnlab.errors import ConfigError, no_such_key
+from rnnlab.hydra_callbacks import InvalidConfig
+from rnnlab.internals import is_lightning_config_error
 
 EXIT_CONFIG_ERROR = 2
 
@@ -50,25 +53,20 @@ def error_line(err: BaseException, argv: list[str]) -> str | None:
         if isinstance(cause, ConfigAttributeError | ConfigKeyError):
             parent = getattr(cause, "parent_node", None)
             keys = sorted(parent.keys()) if isinstance(parent, DictConfig) else []
-            return no_such_key(_as_given(key, argv), key, [str(k) for k in keys])
+            closed = key.rpartition(".")[0] in schema.CLOSED_SECTIONS
+            return no_such_key(_as_given(key, argv), key, [str(k) for k in keys], closed)
         if isinstance(cause, ValidationError):
-            expected = expected_type(key)
+            expected = schema.expected_type(key)
             detail = f"expected {expected}" if expected else str(cause).splitlines()[0]
             return f"{key}={cause.value} is not allowed; {detail}"
     if isinstance(err, OverrideParseException):
         return f"could not parse an override: {str(err).splitlines()[0]} (quote values with spaces)"
-    if isinstance(err, HydraException) or _is_lightning_config_error(err):
+    if isinstance(err, HydraException) or is_lightning_config_error(err):
         return " ".join(str(err).split())
     return None
 
 
-def _is_lightning_config_error(err: BaseException) -> bool:
-    """Lightning's MisconfigurationException, without importing Lightning to find out."""
-    module = sys.modules.get("lightning.fabric.utilities.exceptions")
-    return module is not None and isinstance(err, module.MisconfigurationException)
-
-
-def run_cli(main: Callable[[], Any]) -> None:
+def run(main: Callable[[], Any]) -> None:
     """Run a ``@hydra.main`` function with ``resume=`` expanded and one-line user errors."""
     show_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own report

@@ -9,6 +9,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from rnnlab.choices import SPLIT_NAMES, split_bounds
+
 
 def make_windows(series: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(inputs, targets)`` views with ``inputs[i] = series[i:i+L]`` and
@@ -25,20 +27,10 @@ def make_windows(series: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torc
 
 
 def sincos_series(n_points: int, x_end: float) -> torch.Tensor:
-    """``[sin(x), cos(x)]`` on ``x = linspace(0, x_end, n_points)``, as in seed 002."""
+    """``[sin(x), cos(x)]`` on ``x = linspace(0, x_end, n_points)``, as in the concat cell's
+    source text."""
     x = torch.linspace(0.0, x_end, n_points)
     return torch.stack([torch.sin(x), torch.cos(x)], dim=1)
-
-
-def split_bounds(n_points: int, splits: Sequence[float]) -> list[tuple[int, int]]:
-    """Contiguous ``[start, end)`` point ranges for train/val/test, in time order."""
-    sizes = [int(n_points * f) for f in splits]
-    sizes[0] += n_points - sum(sizes)  # rounding remainder goes to train
-    bounds, start = [], 0
-    for size in sizes:
-        bounds.append((start, start + size))
-        start += size
-    return bounds
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -112,7 +104,7 @@ class SinCosDataModule(L.LightningDataModule):
             series = series + self.noise_std * torch.randn(series.shape, generator=gen)
         self.series = series
         self.bounds = split_bounds(self.n_points, self.splits)
-        for name, (start, end) in zip(("train", "val", "test"), self.bounds, strict=True):
+        for name, (start, end) in zip(SPLIT_NAMES, self.bounds, strict=True):
             self.windows[name] = make_windows(series[start:end], self.seq_len)
 
     def transfer_batch_to_device(

@@ -10,7 +10,6 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from traceback import format_exception
 from typing import Any
@@ -19,23 +18,20 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import metrics as M
-from rnnlab.config import validate
+from rnnlab.checkpoints.resume import checkpoint_to_resume, last_checkpoint
+from rnnlab.checkpoints.saving import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
+from rnnlab.checks import validate
 from rnnlab.data import SinCosDataModule
-from rnnlab.faults import (
-    EpochCheckpoint,
-    FiniteCheckpoints,
-    StopAtEpochEnd,
-    interruption,
-    last_epoch_checkpoint,
-)
-from rnnlab.figures import forecast_test_split
+from rnnlab.hydra_callbacks import is_basic_sweep
+from rnnlab.internals import no_profiler
 from rnnlab.model import Diverged, Forecaster
-from rnnlab.resume import CHECKPOINT_DIR, checkpoint_to_resume
+from rnnlab.rollout import rollout_mse
+from rnnlab.run_log import FitClock, ProgressLog
+from rnnlab.signals import StopAtEpochEnd, interruption
 from rnnlab.tb_logging import hparams_of, log_final_results, tensorboard_callbacks
 
 log = logging.getLogger(__name__)
@@ -77,49 +73,27 @@ def _progress_bar(setting: Any) -> bool:
     return sys.stdout.isatty() and not multirun
 
 
-class NoProfiler(PassThroughProfiler):
-    """Lightning's default "no profiler", minus its cost.
-
-    Lightning enters ``profiler.profile(...)`` around every hook of the module, the strategy
-    and each callback: about 70 times per training step here. The default's generator-based
-    context manager costs ~3 us each (~10% of a step at the default config); a shared
-    ``nullcontext`` costs a tenth of that. A configured ``+trainer.profiler=...`` replaces it.
-    """
-
-    _NULL = nullcontext()
-
-    def profile(self, action_name: str) -> AbstractContextManager[None]:
-        return self._NULL
-
-
 def build_trainer(
     cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()
 ) -> L.Trainer:
     """The Trainer train.py uses; ``callbacks`` are added to rnnlab's own (the benchmark
     times steps with one)."""
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_kwargs.setdefault("profiler", NoProfiler())
+    trainer_kwargs.setdefault("profiler", no_profiler())
     trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
     logger = TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)
-    checkpoint = EpochCheckpoint(
-        dirpath=run_dir / CHECKPOINT_DIR,
-        filename="best",
-        monitor=M.VAL_MSE,
-        mode="min",
-        save_top_k=1,
-    )
-    extra = list(callbacks)
-    callbacks = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
-    # checkpoints/last.ckpt every epoch, finite only, and a clean stop on SIGINT/SIGTERM
-    callbacks += [last_epoch_checkpoint(run_dir), FiniteCheckpoints(), StopAtEpochEnd()]
-    callbacks += [*tensorboard_callbacks(cfg.logger, run_dir), *extra]
-    return L.Trainer(logger=logger, callbacks=callbacks, default_root_dir=run_dir, **trainer_kwargs)
-
-
-def rollout_mse(model: Forecaster, dm: SinCosDataModule, steps: int | None = None) -> float:
-    """MSE of an autoregressive forecast from the first test window over the test split: the
-    rollout the figures draw, so the metric and the picture cannot disagree."""
-    return forecast_test_split(model, dm, steps).rollout_errors.mean().item()
+    every = [
+        best_checkpoint(run_dir),  # first: trainer.checkpoint_callback, what testing loads
+        last_epoch_checkpoint(run_dir),
+        FiniteCheckpoints(),
+        StopAtEpochEnd(),  # SIGINT/SIGTERM: stop at the epoch's end
+        LearningRateMonitor(logging_interval="epoch"),
+        ProgressLog(),
+        FitClock(),
+        *tensorboard_callbacks(cfg.logger, run_dir),
+        *callbacks,
+    ]
+    return L.Trainer(logger=logger, callbacks=every, default_root_dir=run_dir, **trainer_kwargs)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -136,24 +110,27 @@ def train_and_test(
 ) -> dict[str, Any]:
     """Train and test one configuration in ``run_dir``; returns what is written to
     ``metrics.json``. ``callbacks`` are extra Lightning callbacks for the Trainer."""
-    validate(cfg)  # done before Hydra's job starts too; here for API use and sweepers' choices
     quiet_known_warnings()
     torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     model = build_model(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
-    ckpt_path = checkpoint_to_resume(cfg, run_dir)
+    resume = checkpoint_to_resume(cfg, run_dir)
+    if resume is not None:
+        log.info("resuming from %s after %d epochs", resume.path, resume.epochs_done)
 
     result: dict[str, Any] = {"status": "ok"}
+    clock = next(c for c in trainer.callbacks if isinstance(c, FitClock))
     start = time.perf_counter()
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=dm, ckpt_path=resume.path if resume else None)
     except Diverged as err:
         result.update(
             status="diverged", error=str(err), diverged_epoch=err.epoch, diverged_step=err.step
         )
-    fit_seconds = time.perf_counter() - start
+    # every segment of a resumed run, this one measured around fit as a fresh run's is
+    fit_seconds = clock.before + time.perf_counter() - start
     if result["status"] == "ok":
         result.update(interruption(trainer, run_dir))  # status "interrupted" after SIGINT/SIGTERM
 
@@ -168,6 +145,7 @@ def train_and_test(
         epochs=trainer.current_epoch,
         steps=trainer.global_step,
         fit_seconds=round(fit_seconds, 3),
+        resumed_after_epochs=resume.epochs_done if resume else None,
         time_s=round(time.perf_counter() - start, 3),
         params=count_parameters(model),
         best_checkpoint=trainer.checkpoint_callback.best_model_path or None,
@@ -200,12 +178,15 @@ def summary_text(result: dict[str, Any], run_dir: Path) -> str:
     """What a person reads at the end of a run."""
     model = result["config"]["model"]
     test, base = result.get(M.TEST_MSE), result.get(M.PERSISTENCE_MSE)
-    ratio = f" ({base / test:.0f}x better)" if test and base else ""
+    versus = M.times_better(test, base)
+    layers = f"{model['num_layers']} layer{'s' if model['num_layers'] > 1 else ''}"
+    resumed = result.get("resumed_after_epochs")
+    resumed = f" (resumed after epoch {resumed})" if resumed else ""
     lines = [
         f"rnnlab: {model['cell']} cell, {model['nonlinearity']}, hidden {model['hidden_size']}, "
-        f"loss={model['loss']}: {result['status']} after {result['epochs']} epochs "
-        f"in {result['fit_seconds']:.1f}s",
-        f"  test MSE {_fmt(test)} vs persistence {_fmt(base)}{ratio}; "
+        f"{layers}, lr {model['lr']:g}, loss={model['loss']}: {result['status']} after "
+        f"{result['epochs']} epochs in {result['fit_seconds']:.1f}s{resumed}",
+        f"  test MSE {_fmt(test)} vs persistence {_fmt(base)}{f' ({versus})' if versus else ''}; "
         f"rollout MSE {_fmt(result.get(M.TEST_ROLLOUT_MSE))}",
         f"  run directory: {run_dir}",
         f"  tensorboard --logdir {run_dir}",
@@ -233,23 +214,51 @@ def record_failure(cfg: DictConfig, run_dir: Path, err: Exception) -> dict[str, 
     return result
 
 
+def finished_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """The record of a resumed run that already trained all its epochs and was tested, else
+    None: resuming it again changes nothing (ask for more with ``trainer.max_epochs``)."""
+    if cfg.get("resume") is None or not last_checkpoint(run_dir).is_file():
+        return None
+    try:
+        record = json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    done = record.get("epochs") or 0
+    return record if record.get("status") == "ok" and done >= cfg.trainer.max_epochs else None
+
+
 def hydra_job(cfg: DictConfig) -> float:
     """Hydra task: run in Hydra's job directory, print the summary, return the objective
     sweepers minimise (``val/mse_best``; infinity when the run diverged or a sweep job crashed)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    multirun = hydra.mode == RunMode.MULTIRUN
+    finished = finished_run(cfg, run_dir)
+    if finished is not None:
+        print(
+            f"rnnlab: {run_dir} already finished: {finished['epochs']} of "
+            f"{cfg.trainer.max_epochs} epochs, status ok; nothing changed (train longer with "
+            f"trainer.max_epochs=N)"
+        )
+        return finished.get(M.VAL_MSE_BEST) or math.inf
+    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True).rstrip())
     try:
+        if multirun and not is_basic_sweep(hydra):
+            validate(cfg)  # a searched value (Optuna); a basic sweep checked every job up front
         result = train_and_test(cfg, run_dir)
     except Exception as err:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+        if not multirun:
             raise  # a single run that crashes exits non-zero
         result = record_failure(cfg, run_dir, err)
         print(f"rnnlab: job failed: {result['error']}\n  run directory: {run_dir}")
         return math.inf
     if rank_zero_only.rank == 0:
-        print(summary_text(result, run_dir))
+        text = summary_text(result, run_dir)
+        log.info("%s", text)
+        print(text)
     if result["status"] == "interrupted":  # exit as the signal would have: 130 or 143
         sys.exit(128 + signal.Signals[result["stopped_by"]])
     best = result.get(M.VAL_MSE_BEST)

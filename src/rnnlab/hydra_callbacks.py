@@ -1,4 +1,11 @@
-"""Hydra callbacks: hooks Hydra calls around runs and sweeps (``hydra.callbacks`` in conf/)."""
+"""Hydra callbacks (``hydra.callbacks`` in conf/config.yaml): hooks Hydra calls around a run
+or a sweep, in the process that launches the jobs.
+
+Hydra also unpickles these callbacks in the worker processes of the joblib and submitit
+launchers, which resolve the job's directory name (``${rnnlab.job_name:...}``) before any of
+rnnlab's code runs there: so importing this module registers rnnlab's resolvers, the one
+registration that happens on import (train.py registers them explicitly).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +16,53 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from rnnlab import hydra_setup, internals
+from rnnlab.checks import validate
+from rnnlab.errors import ConfigError
+
 log = logging.getLogger(__name__)
+hydra_setup.register()
+
+
+class InvalidConfig(SystemExit):
+    """A :class:`ConfigError` leaving a Hydra callback. Hydra turns an ``Exception`` raised in a
+    callback into a warning and goes on; a ``SystemExit`` stops it. rnnlab.cli prints it."""
+
+
+def is_basic_sweep(hydra: DictConfig) -> bool:
+    """Whether the sweep's jobs are known up front (Hydra's basic sweeper), so that
+    :class:`ValidateConfig` checked each of them before the sweep started; other sweepers
+    (Optuna) choose values as they go, and each job checks its own."""
+    return "BasicSweeper" in str(hydra.sweeper.get("_target_", ""))
+
+
+class ValidateConfig(Callback):
+    """Validates a run, or every job of a basic sweep, once, before Hydra creates any
+    directory, so a bad value neither trains nor writes anything."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate(config)
+        except ConfigError as err:
+            raise InvalidConfig(str(err)) from err
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            if not is_basic_sweep(config.hydra):
+                validate(config)  # the values every job shares; the sweeper's are checked later
+                return
+            for overrides in internals.sweep_job_overrides(config):
+                validate(internals.load_job_config(config, overrides))
+        except ConfigError as err:
+            raise InvalidConfig(str(err)) from err
 
 
 class SweepSummary(Callback):
     """Writes summary.csv/.md/.png into the sweep directory when a multirun ends.
 
-    Jobs record crashes instead of raising (see ``rnnlab.experiment.hydra_job``), so Hydra reaches
-    this hook even when some jobs failed. A broken summary is logged, not raised: the jobs' own
-    results are already on disk and ``python -m rnnlab.sweep`` can rebuild it.
+    Jobs record crashes instead of raising (see ``rnnlab.experiment.hydra_job``), so Hydra
+    reaches this hook even when some jobs failed. A broken summary is logged, not raised: the
+    jobs' own results are already on disk and ``python -m rnnlab.sweep`` can rebuild it.
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

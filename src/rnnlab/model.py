@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MinMetric
 
+from rnnlab import choices
 from rnnlab import metrics as M
 from rnnlab.cells import build_cell
+from rnnlab.internals import CheapHookName
 
-LOSS_MODES = ("last", "every")
-READOUTS = ("linear", "concat")
-READOUT_ACTIVATIONS = {"identity": nn.Identity, "tanh": nn.Tanh}
+#: The module of each of ``choices.READOUT_ACTIVATIONS``, in the same order.
+READOUT_ACTIVATION_MODULES = (nn.Identity, nn.Tanh)
 
 # Evaluation metrics are updated per step and logged once per epoch: a per-step
 # ``self.log(name, metric)`` makes Lightning move the whole Metric to the device on every
@@ -41,25 +40,30 @@ class Diverged(RuntimeError):
         self.epoch, self.step, self.loss = epoch, step, loss
 
 
+def _readout_activation(name: str) -> nn.Module:
+    allowed = choices.READOUT_ACTIVATIONS
+    return choices.pick("model.readout_activation", name, allowed, READOUT_ACTIVATION_MODULES)()
+
+
 class LinearReadout(nn.Module):
     """``y_t = W h_t + b``."""
 
     def __init__(self, hidden_size: int, output_size: int, activation: str = "identity") -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size, output_size)
-        self.act = READOUT_ACTIVATIONS[activation]()
+        self.act = _readout_activation(activation)
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return self.act(self.linear(h))
 
 
 class ConcatReadout(nn.Module):
-    """Seed 002's output: ``y_t = act(W [h_{t-1}, x_t] + b)``."""
+    """The concat cell's output: ``y_t = act(W [h_{t-1}, x_t] + b)``."""
 
     def __init__(self, hidden_size: int, output_size: int, activation: str = "tanh") -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size + output_size, output_size)
-        self.act = READOUT_ACTIVATIONS[activation]()
+        self.act = _readout_activation(activation)
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return self.act(self.linear(torch.cat([h_prev, x], dim=-1)))
@@ -70,15 +74,11 @@ def _last(t: torch.Tensor) -> torch.Tensor:
     return t[:, -1].contiguous()
 
 
-def _check_choice(key: str, value: str, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r} is not allowed; allowed: {', '.join(allowed)}")
-
-
-class Forecaster(L.LightningModule):
+class Forecaster(CheapHookName, L.LightningModule):
     """Predicts ``series[t+1]`` from ``series[t-L+1..t]`` at every step of a window.
 
-    ``loss="last"`` trains on the final step only (seed 002), ``"every"`` on all steps.
+    ``loss="last"`` trains on the final step only (as the concat cell's source text does),
+    ``"every"`` on all steps.
     Validation and test metrics always score the final step, so both modes compare.
     ``compile=True`` runs the Python-loop cells' time step through ``torch.compile``.
     """
@@ -99,13 +99,13 @@ class Forecaster(L.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        _check_choice("model.loss", loss, LOSS_MODES)
-        _check_choice("model.readout", readout, READOUTS)
-        _check_choice("model.readout_activation", readout_activation, READOUT_ACTIVATIONS)
-        _check_choice("model.scheduler", scheduler, ("cosine", "none"))
+        choices.check_choice("model.loss", loss, choices.LOSS_MODES)
+        choices.check_choice("model.scheduler", scheduler, choices.SCHEDULERS)
         self.save_hyperparameters()
         self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity, compile)
-        readout_cls = ConcatReadout if readout == "concat" else LinearReadout
+        readout_cls = choices.pick(
+            "model.readout", readout, choices.READOUTS, (LinearReadout, ConcatReadout)
+        )
         self.readout = readout_cls(hidden_size, input_size, readout_activation)
 
         self.val_loss = MeanMetric(nan_strategy="disable")  # a NaN loss must show, not vanish
@@ -118,20 +118,11 @@ class Forecaster(L.LightningModule):
         self._train_loss_sum = torch.zeros(())
         self._train_count = 0
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets _current_fx_name around every hook call, ~50 times per training step;
-        # nn.Module.__setattr__'s parameter/buffer/module checks make that ~10% of a step at
-        # the default config. It is never a tensor or a module, so a plain attribute is exact.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     # -- the network -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Per-step predictions ``(B, L, C)``: entry ``t`` forecasts ``x[:, t + 1]``.
 
-        ``last_only`` returns only the final step's, as ``(B, 1, C)``: all that the seed-002
+        ``last_only`` returns only the final step's, as ``(B, 1, C)``: all that the last-step
         loss, the metrics and the rollout need, without running the readout over every step.
         """
         h, _ = self.cell(x)
@@ -180,10 +171,13 @@ class Forecaster(L.LightningModule):
         self._train_loss_sum = torch.zeros((), device=self.device)
         self._train_count = 0
 
+    def epoch_train_loss(self) -> torch.Tensor:
+        """The mean training loss of the epoch so far (``train/loss`` at the epoch's end)."""
+        return self._train_loss_sum / max(self._train_count, 1)
+
     def on_train_epoch_end(self) -> None:
         # Logged once per epoch: per-step self.log costs more than the step itself here.
-        mean = self._train_loss_sum / max(self._train_count, 1)
-        self.log(M.TRAIN_LOSS, mean, on_epoch=True, sync_dist=True)
+        self.log(M.TRAIN_LOSS, self.epoch_train_loss(), on_epoch=True, sync_dist=True)
 
     # -- evaluation ------------------------------------------------------------------------
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -240,7 +234,7 @@ class Forecaster(L.LightningModule):
             weight_decay=self.hparams.weight_decay,
             foreach=True,
         )
-        if self.hparams.scheduler == "none":
+        if self.hparams.scheduler == "none":  # choices.SCHEDULERS: cosine or none
             return optimizer
         max_epochs = max(self.trainer.max_epochs or 1, 1)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)

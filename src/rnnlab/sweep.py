@@ -1,9 +1,6 @@
-"""Summarise a sweep from its job directories: ``summary.csv``, ``summary.md``, ``summary.png``.
-
-Why from disk: jobs run in other processes (joblib, submitit) or crash, and Hydra skips
-``on_multirun_end`` after a failed job, so each job's ``metrics.json`` and
-``.hydra/overrides.yaml`` are the only records every launcher leaves. Rebuild at any time, also
-for an unfinished or partly failed sweep::
+"""Summarise a sweep from its job directories (rnnlab.jobs): ``summary.csv``, ``summary.md``
+and ``summary.png`` (drawn by rnnlab.sweep_plot). Rebuild at any time, also for an unfinished
+or partly failed sweep::
 
     python -m rnnlab.sweep outputs/multirun/<date>/<time>
 """
@@ -12,151 +9,29 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import math
-import re
 import statistics
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rnnlab import metrics as M
+from rnnlab.jobs import (
+    MANY_VALUES,
+    RANK_BY,
+    STATUSES,
+    Job,
+    as_number,
+    collect,
+    override_keys,
+    ranked,
+    swept_factors,
+    value_order,
+)
+from rnnlab.sweep_plot import plot_summary
 
-#: Status order in tables: finished jobs first. ``missing``: a job directory without a readable
-#: ``metrics.json`` (still running, killed, or crashed before writing it).
-STATUSES = ("ok", "diverged", "failed", "missing")
-#: Ranking key: the sweep's objective. Test numbers are reported, never used to choose.
-RANK_BY = M.VAL_MSE_BEST
 CSV_NAME, MD_NAME, PNG_NAME = "summary.csv", "summary.md", "summary.png"
-#: Override keys that select a preset rather than describe a job (as in conf/config.yaml).
-DEFAULT_EXCLUDED = ("sweep", "hparams_search")
 RECORD_COLUMNS = ("epochs", "fit_seconds", "params")
 NA = "-"  # a number a job does not have
-#: A numeric factor with more distinct values than this comes from a search (Optuna), not a grid.
-MANY_VALUES = 6
-
-
-@dataclass
-class Job:
-    """One job directory of a sweep, read back from disk."""
-
-    num: int
-    path: Path
-    overrides: dict[str, str]
-    status: str
-    record: dict[str, Any] = field(default_factory=dict)  # metrics.json, {} when missing
-    error: str | None = None
-
-    def metric(self, name: str) -> float | None:
-        value = self.record.get(name)
-        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-    def setting(self, dotted: str, override: str | None = None) -> Any:
-        """A config value (``model.loss``) from metrics.json, else from the overrides."""
-        node: Any = self.record.get("config")
-        for part in dotted.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
-            node = self.overrides.get(override or dotted)
-        return node
-
-    @property
-    def cell(self) -> str:
-        return str(self.setting("model.cell", override="model") or "?")
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-
-
-def _parse_overrides(lines: Iterable[str], excluded: Iterable[str]) -> dict[str, str]:
-    """``["model=torch", "+trainer.x=1"]`` -> ``{"model": "torch", "trainer.x": "1"}``."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(lines))
-    out = {}
-    for override in parsed:
-        key = override.key_or_group + (f"@{override.package}" if override.package else "")
-        if key in excluded or override.is_delete():
-            continue
-        out[key] = override.get_value_element_as_str()
-    return out
-
-
-def read_job(path: Path, fallback_num: int) -> Job:
-    """Read one job directory; never raises for a missing or damaged file."""
-    hydra_cfg = (_read_yaml(path / ".hydra" / "hydra.yaml") or {}).get("hydra", {})
-    job_cfg = hydra_cfg.get("job", {}) if isinstance(hydra_cfg, dict) else {}
-    excluded = (
-        job_cfg.get("config", {}).get("override_dirname", {}).get("exclude_keys")
-        or DEFAULT_EXCLUDED
-    )
-    match = re.match(r"(\d+)_", path.name)
-    num = job_cfg.get("num", int(match.group(1)) if match else fallback_num)
-    lines = _read_yaml(path / ".hydra" / "overrides.yaml") or []
-    try:
-        overrides = _parse_overrides(lines, excluded)
-    except Exception:  # a hand-edited or foreign file: keep the job, lose its overrides
-        overrides = {}
-
-    try:
-        record = json.loads((path / M.METRICS_FILE).read_text())
-    except FileNotFoundError:
-        return Job(num, path, overrides, "missing", error=f"no {M.METRICS_FILE}")
-    except (OSError, ValueError) as err:
-        return Job(num, path, overrides, "missing", error=f"unreadable {M.METRICS_FILE}: {err}")
-    status = record.get("status") if record.get("status") in STATUSES else "failed"
-    return Job(num, path, overrides, status, record, record.get("error"))
-
-
-def collect(sweep_dir: Path) -> list[Job]:
-    """Every job directory directly under ``sweep_dir``, in job-number order."""
-    dirs = sorted(
-        p
-        for p in Path(sweep_dir).iterdir()
-        if p.is_dir() and ((p / ".hydra").is_dir() or (p / M.METRICS_FILE).exists())
-    )
-    return sorted((read_job(p, i) for i, p in enumerate(dirs)), key=lambda j: (j.num, j.path))
-
-
-def as_number(text: Any) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def value_order(values: Iterable[Any]) -> list[Any]:
-    """Distinct values, numerically sorted when they are all numbers."""
-    distinct = list(dict.fromkeys(values))
-    if all(as_number(v) is not None for v in distinct):
-        return sorted(distinct, key=as_number)
-    return sorted(distinct, key=str)
-
-
-def override_keys(jobs: list[Job]) -> list[str]:
-    return list(dict.fromkeys(k for job in jobs for k in job.overrides))
-
-
-def swept_factors(jobs: list[Job]) -> list[str]:
-    """Override keys that take more than one value across the jobs."""
-    return [k for k in override_keys(jobs) if len({job.overrides.get(k) for job in jobs}) > 1]
-
-
-def ranked(jobs: list[Job]) -> list[Job]:
-    """Best first: ok jobs by the objective, then diverged, failed and missing ones."""
-
-    def key(job: Job) -> tuple:
-        value = job.metric(RANK_BY)
-        return (STATUSES.index(job.status), value is None, value or 0.0, job.num)
-
-    return sorted(jobs, key=key)
 
 
 def csv_columns(jobs: list[Job]) -> list[str]:
@@ -212,11 +87,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _vs_persistence(job: Job) -> str:
-    test, base = job.metric(M.TEST_MSE), job.metric(M.PERSISTENCE_MSE)
-    if not (test and base):
-        return NA
-    ratio = base / test
-    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
+    return M.times_better(job.metric(M.TEST_MSE), job.metric(M.PERSISTENCE_MSE)) or NA
 
 
 def _setting_text(job: Job, keys: list[str]) -> str:
@@ -333,8 +204,6 @@ def markdown(jobs: list[Job], title: str) -> str:
 
 def summarize(sweep_dir: Path | str) -> list[Path]:
     """Write summary.csv, summary.md and summary.png into ``sweep_dir``; returns their paths."""
-    from rnnlab.sweep_plot import plot_summary
-
     sweep_dir = Path(sweep_dir)
     jobs = collect(sweep_dir)
     paths = [sweep_dir / name for name in (CSV_NAME, MD_NAME, PNG_NAME)]
@@ -342,6 +211,18 @@ def summarize(sweep_dir: Path | str) -> list[Path]:
     paths[1].write_text(markdown(jobs, str(sweep_dir)))
     plot_summary(jobs, paths[2])
     return paths
+
+
+def not_a_sweep(sweep_dir: Path, jobs: list[Job]) -> str | None:
+    """Why ``sweep_dir`` cannot be summarised as a sweep, or None if it can."""
+    if not jobs:
+        return f"{sweep_dir} holds no job directories (ones with .hydra/ or {M.METRICS_FILE})"
+    if not any(job.multirun for job in jobs):
+        return (
+            f"{sweep_dir} holds single runs, not the jobs of a -m sweep; summarise a sweep "
+            "directory, outputs/multirun/<date>/<time>"
+        )
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -352,6 +233,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
+    problem = not_a_sweep(args.sweep_dir, collect(args.sweep_dir))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     for path in summarize(args.sweep_dir):
         print(path)
 

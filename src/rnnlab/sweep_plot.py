@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from rnnlab import metrics as M
-from rnnlab.sweep import MANY_VALUES, Job, as_number, ranked, swept_factors, value_order
+from rnnlab.jobs import MANY_VALUES, Job, as_number, ranked, swept_factors, value_order
 
 #: Which numeric factor goes along x, in order of preference.
 PREFERRED_X = ("data.seq_len", "model.hidden_size", "model.num_layers", "model.lr")

@@ -25,6 +25,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from rnnlab import figures
 from rnnlab import metrics as M
+from rnnlab.internals import file_writer
+from rnnlab.rollout import Forecasts, forecast_test_split
 
 #: HParams' status filter by the run's status; diverged and failed runs show as failures.
 SESSION_STATUS = {"ok": api_pb2.STATUS_SUCCESS, "interrupted": api_pb2.STATUS_UNKNOWN}
@@ -144,7 +146,7 @@ def add_png(writer: SummaryWriter, tag: str, png: bytes, step: int) -> None:
     """Write already-encoded PNG bytes as a TensorBoard image (no decode and re-encode)."""
     width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR chunk
     image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
-    writer._get_file_writer().add_summary(
+    file_writer(writer).add_summary(
         Summary(value=[Summary.Value(tag=tag, image=image)]), step
     )
 
@@ -175,8 +177,8 @@ class ForecastFigures(Callback):
             if save:
                 (self.figures_dir / f"{name}.png").write_bytes(png)
 
-    def _forecasts(self, trainer: L.Trainer, pl_module: L.LightningModule) -> figures.Forecasts:
-        return figures.forecast_test_split(pl_module, trainer.datamodule, self.rollout_steps)
+    def _forecasts(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Forecasts:
+        return forecast_test_split(pl_module, trainer.datamodule, self.rollout_steps)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
@@ -186,7 +188,8 @@ class ForecastFigures(Callback):
         if trainer.sanity_checking or epoch == trainer.max_epochs:
             return
         fc = self._forecasts(trainer, pl_module)
-        self._emit(trainer, figures.forecast_figures(fc), _epoch_step(trainer), save=False)
+        figs = figures.forecast_figures(fc, figures.run_label(pl_module))
+        self._emit(trainer, figs, _epoch_step(trainer), save=False)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -239,11 +242,13 @@ def hparams_of(cfg: DictConfig) -> tuple[dict[str, Any], set[str]]:
     """
     from hydra.core.hydra_config import HydraConfig
 
-    choices, command_line = {}, set()
+    choices, command_line = {}, set[str]()
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
         choices = hydra_cfg.runtime.choices
         command_line = {o.split("=", 1)[0].lstrip("+~") for o in hydra_cfg.overrides.task}
+        # a sweep preset's or a search's keys vary across the sweep too
+        command_line |= set(hydra_cfg.sweeper.get("params") or {})
     params: dict[str, Any] = {"model": choices["model"]} if "model" in choices else {}
     params.update({f"model.{k}": v for k, v in OmegaConf.to_container(cfg.model).items()})
     params.update({f"data.{k}": v for k, v in OmegaConf.to_container(cfg.data).items()})
@@ -281,7 +286,7 @@ def log_final_results(
     experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos)
     status = SESSION_STATUS.get(result["status"], api_pb2.STATUS_FAILURE)
     end = plugin_data_pb2.SessionEndInfo(status=status)
-    writer = logger.experiment._get_file_writer()
+    writer = file_writer(logger.experiment)
     for summary in (
         _hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment),
         _hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=session),

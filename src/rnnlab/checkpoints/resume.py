@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import shlex
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.config import ConfigError
+from rnnlab.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
 KEY = "resume"
 #: What a resumed run may change: how long and how it trains, not what it trains.
 CHANGEABLE = ("trainer", "threads", "logger")
@@ -94,7 +96,15 @@ def _differences(old: Any, new: Any, prefix: str) -> list[str]:
     return [] if old == new else [f"{prefix} (was {old}, now {new})"]
 
 
-def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> Path | None:
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run continues: its last checkpoint, after ``epochs_done`` epochs."""
+
+    path: Path
+    epochs_done: int
+
+
+def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> ResumePoint | None:
     """The checkpoint ``trainer.fit`` resumes from (None for a fresh run), after checking that
     it was made by this run's model, data and seed."""
     if cfg.get(KEY) is None:
@@ -118,11 +128,13 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> Path | None:
                 f"resume={resume_dir} cannot change {changed[0]}: a resumed run keeps its model, "
                 f"data and seed (only {', '.join(CHANGEABLE)} may change); start a new run instead"
             )
-    hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-    check_hparams(hparams, OmegaConf.to_container(cfg.model, resolve=True), path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    wanted = OmegaConf.to_container(cfg.model, resolve=True)
+    check_hparams(checkpoint.get("hyper_parameters", {}), wanted, path)
     # Lightning warns that checkpoints/ is not empty: expected, it is the run being resumed.
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-    return path
+    # Saved at the end of epoch index e, the checkpoint holds e + 1 finished epochs.
+    return ResumePoint(path, int(checkpoint.get("epoch", -1)) + 1)
 
 
 def check_hparams(saved: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:

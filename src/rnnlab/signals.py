@@ -1,21 +1,14 @@
-"""Lightning callbacks that keep a run's checkpoints resumable when it is stopped or diverges.
+"""Ctrl-C and ``kill``: SIGINT/SIGTERM finish the current epoch, so the last checkpoint sits on
+an epoch boundary and a resumed run reproduces an uninterrupted one exactly.
 
-- :class:`EpochCheckpoint`: a ``ModelCheckpoint`` that saves at epoch ends only, at no cost
-  per training step.
-- :func:`last_epoch_checkpoint`: ``checkpoints/last.ckpt``, written at every epoch end.
-- :class:`StopAtEpochEnd`: SIGINT/SIGTERM finish the current epoch, so the last checkpoint sits
-  on an epoch boundary and a resumed run reproduces an uninterrupted one exactly. A second
-  signal stops at once (Lightning then exits with status 1), leaving the previous epoch's
-  checkpoint to resume from. (A mid-epoch checkpoint would not resume exactly: the data
-  loader's position and the epoch's running sums are not in it.)
-- :class:`FiniteCheckpoints`: refuses to save a model that is no longer finite, so the last
-  checkpoint of a diverged run is its last finite one.
+A second signal stops at once (Lightning then exits with status 1), leaving the previous
+epoch's checkpoint to resume from. (A mid-epoch checkpoint would not resume exactly: the data
+loader's position and the epoch's running sums are not in it.)
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import signal
 from pathlib import Path
 from types import FrameType
@@ -23,50 +16,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 
-from rnnlab import metrics as M
+from rnnlab.checkpoints.resume import last_checkpoint, resume_command
 from rnnlab.model import Diverged
-from rnnlab.resume import last_checkpoint, resume_command
 
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class EpochCheckpoint(ModelCheckpoint):
-    """A ``ModelCheckpoint`` that saves at epoch ends only, without a per-step cost.
-
-    Lightning calls every hook of every callback on every training step, and names the callback
-    by its ``state_key`` on each call: ModelCheckpoint rebuilds that key from its arguments
-    (2.3 us, about six times a step) and checks its step and time intervals in
-    ``on_train_batch_end`` (3.8 us). Both are constant here: no step or time interval, and a key
-    fixed by the arguments; about 0.05 ms a step less per checkpoint callback.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        for key in ("every_n_train_steps", "train_time_interval"):
-            if kwargs.get(key):
-                raise ValueError(f"EpochCheckpoint saves at epoch ends; use ModelCheckpoint({key})")
-        super().__init__(**kwargs)
-        self._state_key = super().state_key
-
-    @property
-    def state_key(self) -> str:
-        return self._state_key
-
-    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
-        """Nothing to do: saving happens at the end of the epoch."""
-
-
-def last_epoch_checkpoint(run_dir: Path) -> ModelCheckpoint:
-    """``checkpoints/last.ckpt`` at the end of every epoch: where ``resume=`` continues from.
-
-    Not ``ModelCheckpoint(save_last=True)``: since Lightning 2.6 that writes only in epochs
-    where the monitored metric improved.
-    """
-    path = last_checkpoint(run_dir)
-    return EpochCheckpoint(dirpath=path.parent, filename=path.stem, enable_version_counter=False)
 
 
 class StopAtEpochEnd(Callback):
@@ -147,21 +104,3 @@ def interruption(trainer: L.Trainer, run_dir: Path) -> dict[str, Any]:
         "error": f"stopped by {name} after {trainer.current_epoch} of {trainer.max_epochs} "
         f"epochs; resume with: {resume_command(run_dir)}",
     }
-
-
-class FiniteCheckpoints(Callback):
-    """Raises :class:`Diverged` instead of saving a model whose weights or validation MSE are
-    no longer finite, so the last checkpoint of a diverged run is its last finite one.
-
-    The loss check in ``Forecaster.training_step`` sees a NaN one step after the update that
-    made it, and a finite training loss can still overflow on the validation split.
-    """
-
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        val_mse = trainer.callback_metrics.get(M.VAL_MSE)
-        if val_mse is not None and not torch.isfinite(val_mse):
-            raise Diverged(trainer.current_epoch, trainer.global_step, float(val_mse), M.VAL_MSE)
-        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
-            raise Diverged(trainer.current_epoch, trainer.global_step, math.nan, "weights")

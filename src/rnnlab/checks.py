@@ -1,0 +1,272 @@
+"""Range and cross-field checks of a composed config: :func:`validate` refuses the first value a
+run cannot use with a one-line :class:`~rnnlab.errors.ConfigError`.
+
+Types and key names are the schema's (rnnlab.schema), checked by Hydra while it composes. The
+Hydra callback rnnlab.hydra_callbacks.ValidateConfig runs :func:`validate` once per run, or
+once per sweep for all its jobs, before anything is written. Torch-free: a bad command line
+fails in about a second.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig
+
+from rnnlab import choices, schema
+from rnnlab.errors import ConfigError, did_you_mean, invalid, no_such_key, show
+
+MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed above this
+#: Bytes per parameter while training with Adam: the weight, its gradient and two moments.
+TRAIN_BYTES_PER_PARAM = 4 * 4
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _int_at_least(low: int) -> Callable[[Any], bool]:
+    return lambda v: _is_int(v) and v >= low
+
+
+def _one_of(*allowed: Any) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, bool | str | type(None)) and v in allowed
+
+
+def _check(key: str, value: Any, ok: Callable[[Any], bool], expected: str) -> None:
+    if not ok(value):
+        raise invalid(key, value, expected)
+
+
+def _min_points(seq_len: int, splits: Sequence[float]) -> int:
+    """The smallest ``n_points`` that leaves every split more than ``seq_len`` points."""
+    n = max(math.ceil((seq_len + 1) / f) for f in splits)
+    while min(choices.split_sizes(n, splits)) <= seq_len:
+        n += 1
+    return n
+
+
+def _validate_data(data: DictConfig) -> None:
+    _check("data.x_end", data.x_end, lambda v: _is_number(v) and v > 0, "a number > 0")
+    _check("data.noise_std", data.noise_std, lambda v: _is_number(v) and v >= 0, "a number >= 0")
+    _check("data.batch_size", data.batch_size, _int_at_least(1), "an integer >= 1")
+    splits = list(data.splits)
+    fractions_ok = len(splits) == 3 and all(_is_number(f) and f > 0 for f in splits)
+    if not (fractions_ok and math.isclose(sum(splits), 1.0, abs_tol=1e-6)):
+        total = f" (these sum to {sum(splits):g})" if fractions_ok else ""
+        raise invalid(
+            "data.splits", splits, f"three fractions > 0 (train, val, test) that sum to 1{total}"
+        )
+    _check("data.seq_len", data.seq_len, _int_at_least(1), "an integer >= 1")
+    _check("data.n_points", data.n_points, _int_at_least(1), "an integer >= 1")
+    sizes = choices.split_sizes(data.n_points, splits)
+    smallest = min(range(3), key=lambda i: sizes[i])
+    where = f"the smallest split, {choices.SPLIT_NAMES[smallest]}, gets {sizes[smallest]} points"
+    if sizes[smallest] < 2:
+        need = _min_points(data.seq_len, splits)
+        raise invalid(
+            "data.n_points",
+            data.n_points,
+            f"at least {need} for data.seq_len={data.seq_len} (every split needs more points "
+            f"than seq_len; {where})",
+        )
+    if data.seq_len >= sizes[smallest]:
+        raise invalid(
+            "data.seq_len",
+            data.seq_len,
+            f"an integer from 1 to {sizes[smallest] - 1} (every split needs more points than "
+            f"seq_len; {where} of data.n_points={data.n_points}), or data.n_points >= "
+            f"{_min_points(data.seq_len, splits)}",
+        )
+
+
+def _validate_model(model: DictConfig) -> None:
+    choices.check_choice("model.cell", model.cell, choices.CELLS)
+    _check("model.hidden_size", model.hidden_size, _int_at_least(1), "an integer >= 1")
+    _check("model.num_layers", model.num_layers, _int_at_least(1), "an integer >= 1")
+    choices.check_choice("model.nonlinearity", model.nonlinearity, choices.NONLINEARITIES)
+    choices.check_choice("model.readout", model.readout, choices.READOUTS)
+    choices.check_choice(
+        "model.readout_activation", model.readout_activation, choices.READOUT_ACTIVATIONS
+    )
+    choices.check_choice("model.loss", model.loss, choices.LOSS_MODES)
+    _check("model.lr", model.lr, lambda v: _is_number(v) and v > 0, "a number > 0")
+    _check(
+        "model.weight_decay",
+        model.weight_decay,
+        lambda v: _is_number(v) and v >= 0,
+        "a number >= 0",
+    )
+    choices.check_choice("model.scheduler", model.scheduler, choices.SCHEDULERS)
+
+
+def estimated_parameters(input_size: int, hidden_size: int, num_layers: int) -> int:
+    """Parameters of a cell and its linear readout (nn.RNN's count: two biases per layer)."""
+    first = hidden_size * (input_size + hidden_size + 2)
+    rest = (num_layers - 1) * hidden_size * (2 * hidden_size + 2)
+    return first + rest + input_size * (hidden_size + 1)
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_size(cfg: DictConfig) -> None:
+    """Refuse a network that would not fit in this machine's memory while training, before
+    minutes go into building it."""
+    model, data = cfg.model, cfg.data
+    params = estimated_parameters(2, model.hidden_size, model.num_layers)
+    # weights, gradients and Adam's moments, plus the hidden states autograd keeps
+    states = data.batch_size * data.seq_len * model.hidden_size * model.num_layers
+    need = params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states
+    memory = _memory_bytes()
+    if memory is not None and need > memory:
+        size = f"model.hidden_size={model.hidden_size}, model.num_layers={model.num_layers}"
+        raise ConfigError(
+            f"{size} is not allowed; expected a network that fits in memory: it would have "
+            f"about {params:.3g} parameters and need about {need / 2**30:.3g} GiB to train, "
+            f"and this machine has {memory / 2**30:.3g} GiB"
+        )
+
+
+def _devices_ok(value: Any) -> bool:
+    if isinstance(value, ListConfig | list):
+        return len(value) > 0 and all(_is_int(v) and v >= 0 for v in value)
+    return value == "auto" or (_is_int(value) and (value >= 1 or value == -1))
+
+
+#: Checks for the Trainer arguments conf/trainer/ sets; others go to Lightning unchecked.
+TRAINER_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "max_epochs": (_int_at_least(1), "an integer >= 1"),
+    "min_epochs": (lambda v: v is None or _int_at_least(0)(v), "null or an integer >= 0"),
+    "devices": (_devices_ok, "an integer >= 1, -1 (all), auto, or a list of device indices"),
+    "num_nodes": (_int_at_least(1), "an integer >= 1"),
+    "accelerator": (
+        lambda v: v in choices.ACCELERATORS,
+        "one of: " + ", ".join(choices.ACCELERATORS),
+    ),
+    "gradient_clip_val": (lambda v: v is None or (_is_number(v) and v >= 0), "null or >= 0"),
+    "deterministic": (_one_of(True, False, "warn"), "true, false or warn"),
+    "num_sanity_val_steps": (_int_at_least(-1), "an integer >= -1"),
+    "log_every_n_steps": (_int_at_least(1), "an integer >= 1"),
+    "enable_progress_bar": (_one_of(True, False, "auto"), "true, false or auto"),
+    "enable_model_summary": (_one_of(True, False), "true or false"),
+    "check_val_every_n_epoch": (_int_at_least(1), "an integer >= 1"),
+}
+
+
+def _validate_trainer(trainer: DictConfig) -> None:
+    for key, value in trainer.items():
+        if key in TRAINER_CHECKS:
+            ok, expected = TRAINER_CHECKS[key]
+            _check(f"trainer.{key}", value, ok, expected)
+    unknown = set(trainer) - set(TRAINER_CHECKS) - {"strategy"}
+    if unknown:  # only then is Lightning's (slow) import worth it
+        import inspect
+
+        import lightning
+
+        allowed = set(inspect.signature(lightning.Trainer.__init__).parameters) - {"self"}
+        for key in sorted(unknown - allowed):
+            raise ConfigError(
+                f"trainer.{key}={show(trainer[key])}: lightning.Trainer has no argument {key}; "
+                f"{did_you_mean(key, sorted(allowed))}(see lightning.Trainer's documentation)"
+            )
+
+
+def _check_accelerator_present(trainer: DictConfig) -> None:
+    """A GPU asked for on a machine without one fails here, before a run directory exists,
+    not after Lightning's seconds of start-up. Only then is torch imported."""
+    if trainer.get("accelerator") not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise invalid(
+            "trainer.accelerator",
+            trainer.accelerator,
+            "cpu or auto on this machine: torch finds no CUDA GPU here "
+            f"(torch {torch.__version__}, built {'with' if torch.version.cuda else 'without'} "
+            "CUDA)",
+        )
+
+
+def runs_several_processes(trainer: DictConfig) -> bool:
+    """Whether Lightning would start more than one process for these Trainer arguments."""
+    devices = trainer.get("devices", 1)
+    several = isinstance(devices, ListConfig | list) and len(devices) > 1
+    several = several or devices in ("auto", -1) or (_is_int(devices) and devices > 1)
+    return several or trainer.get("num_nodes", 1) != 1
+
+
+def _hydra_node(cfg: DictConfig) -> DictConfig | None:
+    """The ``hydra`` node: in the config Hydra callbacks get, or Hydra's global one in a job."""
+    if "hydra" in cfg:
+        return cfg.hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def _check_not_ddp_in_sweep(cfg: DictConfig) -> None:
+    """Lightning's DDP re-runs the script for each extra process; inside ``-m`` that re-runs the
+    sweep. The SLURM launcher starts one task per device itself, so it is the exception."""
+    from hydra.types import RunMode
+
+    hydra = _hydra_node(cfg)
+    if hydra is None or hydra.mode != RunMode.MULTIRUN:
+        return
+    if str(hydra.launcher.get("_target_", "")).endswith("SlurmLauncher"):
+        return
+    if runs_several_processes(cfg.trainer):
+        raise ConfigError(
+            f"trainer.devices={show(cfg.trainer.get('devices'))} (more than one process) is "
+            "not supported inside a -m sweep: Lightning's DDP re-runs the script, which re-runs "
+            "the sweep. Use one device per job and run jobs in parallel "
+            "(hydra/launcher=joblib), or DDP inside each job of a SLURM sweep (hydra/launcher="
+            "slurm hydra.launcher.tasks_per_node=N hydra.launcher.gpus_per_node=N trainer=ddp "
+            "trainer.devices=N), or trainer=ddp in a single run"
+        )
+
+
+def _validate_logger(logger: DictConfig) -> None:
+    every = logger.figures_every_n_epochs
+    _check("logger.figures_every_n_epochs", every, _int_at_least(0), "an integer >= 0")
+    steps = logger.rollout_steps
+    _check(
+        "logger.rollout_steps", steps, lambda v: v is None or _int_at_least(1)(v), "null or >= 1"
+    )
+
+
+def _check_known_keys(cfg: DictConfig) -> None:
+    """Keys added with ``+`` to a closed section would only be ignored, or crash the model."""
+    for section in schema.CLOSED_SECTIONS:
+        allowed = schema.keys(section)
+        for key in cfg[section]:
+            if key not in allowed:
+                given = f"{section}.{key}={show(cfg[section][key])}"
+                raise ConfigError(no_such_key(given, f"{section}.{key}", allowed, closed=True))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first value a run cannot use."""
+    _check_known_keys(cfg)
+    _validate_data(cfg.data)
+    _validate_model(cfg.model)
+    _validate_trainer(cfg.trainer)
+    _validate_logger(cfg.logger)
+    _check("seed", cfg.seed, lambda v: _is_int(v) and 0 <= v <= MAX_SEED, f"0 to {MAX_SEED}")
+    _check("threads", cfg.threads, _int_at_least(1), "an integer >= 1")
+    _check_size(cfg)
+    _check_not_ddp_in_sweep(cfg)
+    _check_accelerator_present(cfg.trainer)

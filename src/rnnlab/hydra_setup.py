@@ -1,0 +1,80 @@
+"""What rnnlab registers with Hydra before it composes conf/: the config schema and the
+resolvers conf/config.yaml uses. train.py calls :func:`register` first thing.
+
+- ``${rnnlab.job_name:...}``: a run's or sweep job's directory name from its overrides.
+  TensorBoard names a run by its path, so the name says what the run is, and the choice of
+  config group (``model=concat``) comes first: Hydra's own ``override_dirname`` sorts
+  ``model.nonlinearity=relu`` before ``model=concat``, and a cut-off name then hides the cell.
+- ``${rnnlab.help:}``: the text of ``python train.py --help``: the groups, the launchers and
+  what every key means, from the schema's field docs (rnnlab.schema).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from omegaconf import OmegaConf
+
+from rnnlab import internals, schema
+
+JOB_NAME, HELP = "rnnlab.job_name", "rnnlab.help"
+
+
+def job_name(overrides: Sequence[str], exclude: Sequence[str], prefix: str = "_") -> str:
+    """``<prefix><overrides>``: groups first, then keys A-Z, as ``key=value`` joined by commas
+    (the same lines as Hydra's override_dirname); nothing at all without overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    kept = [o for o in parsed if o.key_or_group not in exclude]
+    kept.sort(key=lambda o: ("." in o.key_or_group, o.input_line))
+    name = ",".join(str(o.input_line) for o in kept)
+    return f"{prefix}{name}" if name else ""
+
+
+def _section_help(section: str) -> list[str]:
+    return [
+        f"  {section + '.' + key:<31} {text}"
+        for key, text in schema.help_of(section).items()
+        if text
+    ]
+
+
+def help_text() -> str:
+    """Hydra's help template for train.py; Hydra fills in ``$APP_CONFIG_GROUPS`` and
+    ``$CONFIG``. ``$$`` is a literal dollar for Hydra's ``string.Template``."""
+    launchers = ", ".join(internals.group_options("hydra/launcher"))
+    sections = (*schema.CLOSED_SECTIONS, "trainer")
+    top = [f"  {k:<31} {v}" for k, v in schema.help_of("").items() if k not in sections]
+    lines = [
+        "rnnlab: train vanilla RNNs on [sin, cos] windows and compare them.",
+        "",
+        "  python train.py [group=option ...] [key=value ...]      one run",
+        "  python train.py -m key=a,b [key=c,d ...]                a sweep over every combination",
+        "",
+        "== Config groups (group=option) ==",
+        "$APP_CONFIG_GROUPS",
+        "",
+        f"== Launchers for -m sweeps (hydra/launcher=...) ==\n  basic (the default), {launchers}",
+        "",
+        "== Keys ==",
+        *_section_help("model"),
+        *_section_help("data"),
+        *_section_help("logger"),
+        f"  {'trainer.*':<31} any lightning.Trainer argument (defaults: conf/trainer/default.yaml)",
+        *top,
+        "",
+        "== Config this command line composes ==",
+        "$CONFIG",
+        "More: README.md. Hydra's own options: python train.py --hydra-help",
+    ]
+    return "\n".join(lines)
+
+
+def register() -> None:
+    """Register the schema and the resolvers (idempotent)."""
+    schema.register()
+    if not OmegaConf.has_resolver(JOB_NAME):
+        OmegaConf.register_new_resolver(JOB_NAME, job_name)
+    if not OmegaConf.has_resolver(HELP):
+        OmegaConf.register_new_resolver(HELP, help_text)

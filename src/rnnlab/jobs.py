@@ -1,0 +1,155 @@
+"""A sweep's jobs, read back from disk: the model that summary.csv/.md (rnnlab.sweep) and
+summary.png (rnnlab.sweep_plot) are two views of.
+
+Why from disk: jobs run in other processes (joblib, submitit) or crash, and Hydra skips
+``on_multirun_end`` after a failed job, so each job's ``metrics.json`` and
+``.hydra/overrides.yaml`` are the only records every launcher leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rnnlab import metrics as M
+
+#: Status order in tables: finished jobs first. ``missing``: a job directory without a readable
+#: ``metrics.json`` (still running, killed, or crashed before writing it).
+STATUSES = ("ok", "diverged", "failed", "missing")
+#: Ranking key: the sweep's objective. Test numbers are reported, never used to choose.
+RANK_BY = M.VAL_MSE_BEST
+#: Override keys that select a preset rather than describe a job (as in conf/config.yaml).
+DEFAULT_EXCLUDED = ("sweep", "hparams_search")
+#: A numeric factor with more distinct values than this comes from a search (Optuna), not a grid.
+MANY_VALUES = 6
+
+
+@dataclass
+class Job:
+    """One job directory of a sweep, read back from disk."""
+
+    num: int
+    path: Path
+    overrides: dict[str, str]
+    status: str
+    record: dict[str, Any] = field(default_factory=dict)  # metrics.json, {} when missing
+    error: str | None = None
+    multirun: bool = True  # started by a -m sweep (Hydra's mode in .hydra/hydra.yaml)
+
+    def metric(self, name: str) -> float | None:
+        value = self.record.get(name)
+        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+    def setting(self, dotted: str, override: str | None = None) -> Any:
+        """A config value (``model.loss``) from metrics.json, else from the overrides."""
+        node: Any = self.record.get("config")
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            node = self.overrides.get(override or dotted)
+        return node
+
+    @property
+    def cell(self) -> str:
+        return str(self.setting("model.cell", override="model") or "?")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _parse_overrides(lines: Iterable[str], excluded: Iterable[str]) -> dict[str, str]:
+    """``["model=torch", "+trainer.x=1"]`` -> ``{"model": "torch", "trainer.x": "1"}``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(lines))
+    out = {}
+    for override in parsed:
+        key = override.key_or_group + (f"@{override.package}" if override.package else "")
+        if key in excluded or override.is_delete():
+            continue
+        out[key] = override.get_value_element_as_str()
+    return out
+
+
+def read_job(path: Path, fallback_num: int) -> Job:
+    """Read one job directory; never raises for a missing or damaged file."""
+    hydra_cfg = (_read_yaml(path / ".hydra" / "hydra.yaml") or {}).get("hydra", {})
+    job_cfg = hydra_cfg.get("job", {}) if isinstance(hydra_cfg, dict) else {}
+    excluded = (
+        job_cfg.get("config", {}).get("override_dirname", {}).get("exclude_keys")
+        or DEFAULT_EXCLUDED
+    )
+    match = re.match(r"(\d+)_", path.name)
+    num = job_cfg.get("num", int(match.group(1)) if match else fallback_num)
+    multirun = hydra_cfg.get("mode", "MULTIRUN") == "MULTIRUN" if hydra_cfg else True
+    lines = _read_yaml(path / ".hydra" / "overrides.yaml") or []
+    try:
+        overrides = _parse_overrides(lines, excluded)
+    except Exception:  # a hand-edited or foreign file: keep the job, lose its overrides
+        overrides = {}
+
+    try:
+        record = json.loads((path / M.METRICS_FILE).read_text())
+    except FileNotFoundError:
+        error = f"no {M.METRICS_FILE}"
+        return Job(num, path, overrides, "missing", error=error, multirun=multirun)
+    except (OSError, ValueError) as err:
+        error = f"unreadable {M.METRICS_FILE}: {err}"
+        return Job(num, path, overrides, "missing", error=error, multirun=multirun)
+    status = record.get("status") if record.get("status") in STATUSES else "failed"
+    return Job(num, path, overrides, status, record, record.get("error"), multirun)
+
+
+def collect(sweep_dir: Path) -> list[Job]:
+    """Every job directory directly under ``sweep_dir``, in job-number order."""
+    dirs = sorted(
+        p
+        for p in Path(sweep_dir).iterdir()
+        if p.is_dir() and ((p / ".hydra").is_dir() or (p / M.METRICS_FILE).exists())
+    )
+    return sorted((read_job(p, i) for i, p in enumerate(dirs)), key=lambda j: (j.num, j.path))
+
+
+def as_number(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def value_order(values: Iterable[Any]) -> list[Any]:
+    """Distinct values, numerically sorted when they are all numbers."""
+    distinct = list(dict.fromkeys(values))
+    if all(as_number(v) is not None for v in distinct):
+        return sorted(distinct, key=as_number)
+    return sorted(distinct, key=str)
+
+
+def override_keys(jobs: list[Job]) -> list[str]:
+    return list(dict.fromkeys(k for job in jobs for k in job.overrides))
+
+
+def swept_factors(jobs: list[Job]) -> list[str]:
+    """Override keys that take more than one value across the jobs."""
+    return [k for k in override_keys(jobs) if len({job.overrides.get(k) for job in jobs}) > 1]
+
+
+def ranked(jobs: list[Job]) -> list[Job]:
+    """Best first: ok jobs by the objective, then diverged, failed and missing ones."""
+
+    def key(job: Job) -> tuple:
+        value = job.metric(RANK_BY)
+        return (STATUSES.index(job.status), value is None, value or 0.0, job.num)
+
+    return sorted(jobs, key=key)

@@ -1,0 +1,135 @@
+"""The config schema: every key, its type and what it means, in one place.
+
+Registered in Hydra's ConfigStore as ``schema`` (listed first in conf/config.yaml's defaults),
+so a wrong type or a misspelled key fails while Hydra composes; values come from conf/. The
+``help`` of each field is what ``python train.py --help`` prints. Torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from rnnlab import choices
+
+
+def key(help: str, default: Any = MISSING) -> Any:
+    """A schema field; its value is set in conf/, its meaning here (``metadata["help"]``)."""
+    return field(default=default, metadata={"help": help})
+
+
+def _one_of(allowed: tuple[str, ...]) -> str:
+    return " | ".join(allowed)
+
+
+@dataclass
+class DataConfig:
+    """conf/data/sincos.yaml: ``[sin, cos]`` windows (rnnlab.data.SinCosDataModule)."""
+
+    n_points: int = key("points of the series, x = linspace(0, x_end, n_points)")
+    x_end: float = key("end of the x range")
+    seq_len: int = key("window length L: predict point t+1 from points t-L+1..t")
+    noise_std: float = key("std of Gaussian noise added to the series (0: none)")
+    splits: list[float] = field(
+        default=MISSING,
+        metadata={"help": "train/val/test fractions, in time order; no window crosses one"},
+    )
+    batch_size: int = key("windows per training batch")
+    shuffle: bool = key("shuffle the training windows every epoch")
+
+
+@dataclass
+class ModelConfig:
+    """conf/model/*.yaml: the keyword arguments of rnnlab.model.Forecaster."""
+
+    cell: str = key(f"the recurrent cell: {_one_of(choices.CELLS)} (set by model=...)")
+    hidden_size: int = key("hidden units per layer")
+    num_layers: int = key("stacked recurrent layers")
+    nonlinearity: str = key(f"the cell's activation: {_one_of(choices.NONLINEARITIES)}")
+    readout: str = key(
+        f"{_one_of(choices.READOUTS)}: W h_t, or the concat cell's act(W [h_(t-1), x_t])"
+    )
+    readout_activation: str = key(
+        f"activation of the readout: {_one_of(choices.READOUT_ACTIVATIONS)}"
+    )
+    loss: str = key(f"{_one_of(choices.LOSS_MODES)}: loss on the final step, or on every step")
+    lr: float = key("Adam's learning rate")
+    weight_decay: float = key("Adam's weight decay")
+    scheduler: str = key(f"learning-rate schedule: {_one_of(choices.SCHEDULERS)}")
+    compile: bool = key("torch.compile the time step of the Python-loop cells (slower on CPU)")
+
+
+@dataclass
+class LoggerConfig:
+    """conf/logger/tensorboard.yaml: what rnnlab writes to TensorBoard beyond Lightning."""
+
+    figures: bool = key("draw the figures after testing (false: about 0.5 s less per job)")
+    histograms: bool = key("weight and gradient histograms every epoch")
+    figures_every_n_epochs: int = key("also draw the forecast figures every N epochs (0: never)")
+    rollout_steps: Optional[int] = key(  # noqa: UP045  (OmegaConf does not read `int | None`)
+        "steps of the rollout figure (null: the whole test split)", None
+    )
+
+
+@dataclass
+class Config:
+    """The whole task config."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "lightning.Trainer arguments (conf/trainer/); add: +trainer.KEY=VALUE"},
+    )
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = key("seeds Python, NumPy, torch and the data order")
+    threads: int = key("torch threads per job (one is fastest for models this small)")
+    resume: Optional[str] = key(  # noqa: UP045  (OmegaConf does not read `str | None`)
+        "resume=<run dir>: continue a stopped run from its last checkpoint", None
+    )
+
+
+def register() -> None:
+    """Put the schema in Hydra's ConfigStore as ``schema`` (idempotent)."""
+    ConfigStore.instance().store(name="schema", node=Config)
+
+
+def _node(path: str) -> Any:
+    """The schema dataclass at ``path`` ("" for the top level, "model", ...); None where the
+    path leads to an open dict (``trainer``) or to no section."""
+    node: Any = Config
+    for part in filter(None, path.split(".")):
+        found = {f.name: f for f in fields(node)}.get(part) if is_dataclass(node) else None
+        node = found.default_factory if found else None
+    return node if is_dataclass(node) else None
+
+
+def keys(path: str) -> list[str]:
+    """Keys the schema allows at ``path`` ("" for the top level, "model", "data", "logger")."""
+    return [f.name for f in fields(_node(path))]
+
+
+def help_of(path: str) -> dict[str, str]:
+    """``{key: meaning}`` of the section at ``path``."""
+    return {f.name: f.metadata.get("help", "") for f in fields(_node(path))}
+
+
+#: Sections whose keys the schema fixes (``trainer`` stays open to any Trainer argument).
+CLOSED_SECTIONS = tuple(name for name in keys("") if _node(name) is not None)
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def expected_type(dotted: str) -> str | None:
+    """What the schema expects at ``dotted`` ("data.seq_len", "data.splits[0]"), in words."""
+    section, _, name = dotted.rpartition(".")
+    name, _, index = name.partition("[")
+    schema = _node(section)
+    types = {f.name: str(f.type) for f in fields(schema)} if schema else {}
+    hint = types.get(name, "")
+    if index and hint.startswith("list["):
+        hint = hint[5:-1]  # an element of the list
+    return _TYPE_WORDS.get(hint)

@@ -1,0 +1,95 @@
+"""Each private or undocumented detail rnnlab relies on (rnnlab.internals) still works.
+
+These fail loudly when an upgrade of Lightning, Hydra or torch changes one, instead of letting
+a speed-up silently stop working or a check silently stop checking.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+from conftest import CONF
+from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard import SummaryWriter
+
+from rnnlab import internals
+from rnnlab.experiment import build_trainer
+
+TINY = ("data.n_points=200", "trainer.max_epochs=1", "trainer.enable_progress_bar=false")
+
+
+@pytest.fixture
+def counted_fit(compose_cfg, tmp_path, monkeypatch):
+    """A real one-epoch fit through rnnlab's Trainer, counting the hook-name sets and the
+    profiler calls Lightning makes; returns the counts and the number of steps."""
+    from rnnlab.experiment import build_datamodule, build_model
+
+    counts = collections.Counter()
+    cheap = internals.CheapHookName.__setattr__
+
+    def set_counting(self, name, value):
+        counts[name] += 1
+        cheap(self, name, value)
+
+    monkeypatch.setattr(internals.CheapHookName, "__setattr__", set_counting)
+    cfg = compose_cfg(*TINY)
+    trainer = build_trainer(cfg, tmp_path)
+    profile = type(trainer.profiler).profile
+
+    def profile_counting(self, name):
+        counts["profile"] += 1
+        return profile(self, name)
+
+    monkeypatch.setattr(type(trainer.profiler), "profile", profile_counting)
+    trainer.fit(build_model(cfg), datamodule=build_datamodule(cfg))
+    return counts, trainer
+
+
+def test_lightning_still_sets_the_hook_name_attribute_on_every_step(counted_fit):
+    counts, trainer = counted_fit
+    per_step = counts[internals.HOOK_NAME_ATTRIBUTE] / trainer.global_step
+    assert per_step > 10, f"Lightning no longer sets {internals.HOOK_NAME_ATTRIBUTE}: drop it"
+
+
+def test_lightning_still_profiles_every_hook_through_the_trainers_profiler(counted_fit):
+    counts, trainer = counted_fit
+    assert type(trainer.profiler).__name__ == "NoProfiler"
+    assert counts["profile"] / trainer.global_step > 10
+
+
+def test_file_writer_writes_summaries_tensorboard_reads(tmp_path):
+    writer = SummaryWriter(tmp_path)
+    value = Summary.Value(tag="x", simple_value=1.5)
+    internals.file_writer(writer).add_summary(Summary(value=[value]), 3)
+    writer.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("x")] == [(3, 1.5)]
+
+
+def test_basic_sweep_expansion_and_job_composition_match_hydra():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["sweep=quick"], return_hydra_config=True)
+        jobs = list(internals.sweep_job_overrides(cfg))
+        assert len(jobs) == 3 * 2  # conf/sweep/quick.yaml: 3 cells x 2 sequence lengths
+        assert {tuple(sorted(j)) for j in jobs} == {
+            tuple(sorted([f"model={m}", f"data.seq_len={n}", "sweep=quick"]))
+            for m in ("scratch", "concat", "torch")
+            for n in (4, 8)
+        }
+        torch_8 = next(j for j in jobs if {"model=torch", "data.seq_len=8"} <= set(j))
+        job = internals.load_job_config(cfg, torch_8)
+        assert (job.model.cell, job.data.seq_len, job.trainer.max_epochs) == ("torch", 8, 3)
+        assert {"joblib", "slurm", "submitit_local"} <= set(
+            internals.group_options("hydra/launcher")
+        )
+
+
+def test_lightning_config_error_is_recognised_once_lightning_is_imported():
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    assert internals.is_lightning_config_error(MisconfigurationException("no gpu"))
+    assert not internals.is_lightning_config_error(ValueError("no gpu"))
