@@ -3,24 +3,29 @@
 Behaviour only: timings are what ``python -m rnnlab.bench`` is for, never asserted here.
 """
 
+import copy
 import json
 import subprocess
 import sys
 
+import lightning as L
 import pytest
 import torch
 from conftest import ROOT
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.profilers import SimpleProfiler
 
-from rnnlab import bench
+from rnnlab.bench.__main__ import main
+from rnnlab.bench.common import bare_trainer, checkout
+from rnnlab.bench.loop import EmptyStep, optimizer_and_scheduler
 from rnnlab.cells import ConcatRNN, ScratchRNN
-from rnnlab.experiment import NoProfiler, build_trainer
+from rnnlab.experiment import build_datamodule, build_model, build_trainer
 from rnnlab.model import Forecaster
 
 
 def test_quick_bench_prints_tables_and_writes_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    bench.main(["--quick", "--sections", "loop,cells,data", "--json", str(path)])
+    main(["--quick", "--sections", "loop,cells,data", "--json", str(path)])
     out = capsys.readouterr().out
     for heading in ("[loop]", "[cells]", "[data]", "[targets]"):
         assert heading in out
@@ -35,6 +40,21 @@ def test_quick_bench_prints_tables_and_writes_json(tmp_path, capsys):
     assert {row["nonlinearity"] for row in report["cells"]} == {"tanh", "relu"}
     assert report["data"]["views_new_bytes"] == 0 < report["data"]["seed_new_bytes"]
     assert all({"target", "value", "met"} <= t.keys() for t in report["targets"])
+
+
+def test_bench_without_json_prints_the_tables_only(capsys):
+    main(["--quick", "--sections", "data"])
+    out = capsys.readouterr().out
+    assert "[data]" in out and "[targets]" in out
+    assert "{" not in out and "JSON" not in out
+
+
+def test_bench_finds_conf_in_the_current_directory_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert checkout() == ROOT  # no conf/ here: the checkout the package was imported from
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text("seed: 0\n")
+    assert checkout() == tmp_path
 
 
 @pytest.mark.slow
@@ -77,20 +97,62 @@ def test_last_only_forward_is_the_last_step_of_the_full_one(cell, readout, seq_l
 
 
 def test_bare_trainer_keeps_the_configured_run_and_drops_the_rest(compose_cfg):
-    trainer = bench.bare_trainer(compose_cfg("trainer.max_epochs=3"))
+    trainer = bare_trainer(compose_cfg("trainer.max_epochs=3"))
     assert trainer.max_epochs == 3 and trainer.gradient_clip_val == 1.0
     assert trainer.logger is None and trainer.checkpoint_callback is None
     assert not [c for c in trainer.callbacks if type(c).__module__.startswith("rnnlab")]
 
 
 def test_trainer_uses_the_no_op_profiler_unless_one_is_configured(compose_cfg, tmp_path):
-    assert isinstance(build_trainer(compose_cfg(), tmp_path / "a").profiler, NoProfiler)
+    assert type(build_trainer(compose_cfg(), tmp_path / "a").profiler).__name__ == "NoProfiler"
     configured = compose_cfg("+trainer.profiler=simple")
     assert isinstance(build_trainer(configured, tmp_path / "b").profiler, SimpleProfiler)
 
 
-def test_fast_hook_name_attribute_stays_a_plain_attribute():
-    model = Forecaster(hidden_size=4)
+def _optimizer_settings(optimizer, scheduler) -> tuple:
+    state = None if scheduler is None else scheduler.state_dict()
+    return type(optimizer), optimizer.state_dict()["param_groups"], type(scheduler), state
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("model.lr=0.003", "model.weight_decay=0.1", "trainer.max_epochs=7"),
+        ("model.scheduler=none",),
+    ],
+)
+def test_plain_loop_optimizer_is_the_forecasters(compose_cfg, overrides):
+    """The plain loop (and the empty step) build the optimizer and schedule from the config:
+    they must be what Forecaster.configure_optimizers gives a real Trainer."""
+    cfg = compose_cfg(*overrides)
+    seen = {}
+
+    class Capture(Callback):
+        def on_fit_start(self, trainer, pl_module):
+            configs = trainer.lr_scheduler_configs
+            assert all(c.interval == "epoch" and c.frequency == 1 for c in configs)  # as plain
+            scheduler = configs[0].scheduler if configs else None
+            seen["trainer"] = copy.deepcopy(_optimizer_settings(trainer.optimizers[0], scheduler))
+
+    trainer = L.Trainer(
+        max_epochs=cfg.trainer.max_epochs,
+        max_steps=1,
+        limit_val_batches=0,
+        callbacks=[Capture()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(build_model(cfg), datamodule=build_datamodule(cfg))
+    plain = optimizer_and_scheduler(cfg, build_model(cfg).parameters())
+    assert _optimizer_settings(*plain) == seen["trainer"]
+
+
+@pytest.mark.parametrize("make", [Forecaster, lambda **kw: EmptyStep(Forecaster(**kw), None)])
+def test_fast_hook_name_attribute_stays_a_plain_attribute(make):
+    model = make(hidden_size=4)
     model._current_fx_name = "training_step"
     assert model._current_fx_name == "training_step"
     assert "_current_fx_name" not in dict(model.named_parameters()) | dict(model.named_buffers())

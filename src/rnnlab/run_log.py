@@ -26,8 +26,10 @@ class ProgressLog(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        # The module logs train/loss after the callbacks' hooks: ask it for the value.
-        values = {**trainer.callback_metrics, M.TRAIN_LOSS: pl_module.epoch_train_loss()}
+        values = dict(trainer.callback_metrics)
+        # The Forecaster logs train/loss after the callbacks' hooks: ask it for the value.
+        if hasattr(pl_module, "epoch_train_loss"):
+            values[M.TRAIN_LOSS] = pl_module.epoch_train_loss()
         shown = " ".join(f"{k}={float(values[k]):.4g}" for k in PROGRESS_METRICS if k in values)
         log.info("epoch %d/%s: %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
 

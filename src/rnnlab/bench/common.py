@@ -1,0 +1,250 @@
+"""What the sections share: interleaved repetitions and medians, a clock on the Trainer's hooks,
+the bare Trainer, the machine, the config, the table printer and the targets."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlab import hydra_setup
+from rnnlab.checks import validate
+from rnnlab.experiment import quiet_known_warnings
+from rnnlab.internals import no_profiler
+
+TARGETS = {
+    "loop_ratio_min": 0.85,
+    "cell_ratio_max": 1.1,
+    "windows_ms_max": 50.0,
+    "run_minus_import_s_max": 3.0,
+    "job_overhead_s_max": 1.0,
+}
+
+
+# -- timing ----------------------------------------------------------------------------------
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def interleaved(fns: dict[str, Callable[[], float]], reps: int) -> dict[str, list[float]]:
+    """Run ``fns`` in turn ``reps`` times (A, B, A, B, ...); each returns one measurement."""
+    results: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            results[name].append(fn())
+    return results
+
+
+def sync(device: str) -> None:
+    """Wait for the device, so that a clock read afterwards includes its queued work."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def fwd_bwd_seconds(cell: torch.nn.Module, x: torch.Tensor, iters: int, device: str) -> float:
+    """Seconds per forward and backward pass of ``cell`` over ``x``."""
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        cell.zero_grad(set_to_none=True)
+        out, _ = cell(x)
+        out.sum().backward()
+    sync(device)
+    return (time.perf_counter() - start) / iters
+
+
+def iterations(fn: Callable[[int, str], float], device: str, budget: float) -> int:
+    """Iterations of ``fn(iters, device)`` per measurement so that one takes about ``budget``
+    seconds."""
+    once = fn(1, device)
+    return max(1, min(1000, int(budget / max(once, 1e-6))))
+
+
+class StepClock(Callback):
+    """Time in training steps (from each epoch's start to its validation, or its end), time in
+    ``fit``, and checkpoint saves: read from hooks Lightning calls anyway, nothing per step."""
+
+    def __init__(self) -> None:
+        self.train_seconds = 0.0
+        self.fit_seconds: float | None = None
+        self.checkpoint_saves = 0
+        self._epoch_start: float | None = None
+        self._fit_start = 0.0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fit_seconds = time.perf_counter() - self._fit_start
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.checkpoint_saves += 1
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        sync(str(pl_module.device))
+        self._epoch_start = time.perf_counter()
+
+    def _stop(self, pl_module: L.LightningModule) -> None:
+        if self._epoch_start is not None:
+            sync(str(pl_module.device))
+            self.train_seconds += time.perf_counter() - self._epoch_start
+            self._epoch_start = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop(pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._stop(pl_module)
+
+
+def bare_trainer(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> L.Trainer:
+    """The least a Lightning project can run: the configured Trainer (epochs, device, clipping)
+    with no logger, no checkpoints and no callbacks but ``callbacks`` (the bench's clock). What
+    it costs beyond a plain loop is the floor of any project built on Lightning's Trainer, this
+    one included."""
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    kwargs.update(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        profiler=no_profiler(),
+        callbacks=list(callbacks),
+    )
+    return L.Trainer(**kwargs)
+
+
+# -- the process, the machine and the config -------------------------------------------------
+def set_up_process(threads: int) -> None:
+    """Run as train.py's jobs do: ``threads`` torch threads, Lightning's expected messages off."""
+    torch.set_num_threads(threads)
+    quiet_known_warnings()
+
+
+def machine_info(threads: int, device: str) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": threads,
+        "device": device,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "platform": platform.platform(),
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def checkout() -> Path:
+    """The rnnlab checkout whose conf/ (and train.py) the bench runs: the current directory if
+    it has one, else the checkout this package was imported from (src/rnnlab/bench/ in it)."""
+    package_checkout = Path(__file__).resolve().parents[3]
+    for root in (Path.cwd(), package_checkout):
+        if (root / "conf" / "config.yaml").is_file():
+            return root
+    raise SystemExit(
+        f"rnnlab.bench: no conf/config.yaml in {Path.cwd()} or {package_checkout}; "
+        "run it from an rnnlab checkout"
+    )
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The config train.py would run, composed from the checkout's conf/ and checked as
+    train.py checks it."""
+    conf = checkout() / "conf"
+    hydra_setup.register()  # as train.py does before Hydra composes conf/
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides)
+    validate(cfg)
+    return cfg
+
+
+# -- report ----------------------------------------------------------------------------------
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers, *[[_fmt(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def size(row: dict[str, Any]) -> str:
+    return f"{row['batch_size']}x{row['seq_len']}x{row['hidden_size']}"
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value and whether it is met."""
+    found = []
+
+    def add(name: str, value: float | None, limit: float, higher_is_better: bool) -> None:
+        if value is None:
+            return
+        met = value >= limit if higher_is_better else value <= limit
+        op = ">=" if higher_is_better else "<="
+        found.append({"target": f"{name} {op} {limit:g}", "value": value, "met": met})
+
+    for row in report.get("loop", {}).get("rows", []):
+        if row["empty_step"]:
+            continue
+        add(f"loop ratio, {row['cell']}", row["ratio"], TARGETS["loop_ratio_min"], True)
+    for row in report.get("cells", []):
+        if (row["batch_size"], row["seq_len"], row["hidden_size"]) == (256, 64, 64):
+            for cell in ("scratch", "concat"):
+                value = row[f"{cell}_ratio"]
+                name = f"{cell}/nn.RNN fwd+bwd, 256x64x64 {row['nonlinearity']}"
+                add(name, value, TARGETS["cell_ratio_max"], False)
+    if "data" in report:
+        name = f"windows of {report['data']['points']:.0e} points, ms"
+        add(name, report["data"]["views_ms"], TARGETS["windows_ms_max"], False)
+    run = report.get("run", {})
+    add(
+        "train.py wall - import, s",
+        run.get("run_minus_import_s"),
+        TARGETS["run_minus_import_s_max"],
+        False,
+    )
+    for row in report.get("job", {}).get("rows", []):
+        name = f"per-job overhead (all but training steps), {row['cell']}, s"
+        add(name, row["overhead_s"], TARGETS["job_overhead_s_max"], False)
+    add(
+        "per-job overhead in the 3-job sweep, s",
+        run.get("sweep_job_overhead_s"),
+        TARGETS["job_overhead_s_max"],
+        False,
+    )
+    return found
