@@ -71,6 +71,11 @@ def test_sigterm_stops_at_epoch_end_and_resume_is_exact(uninterrupted, tmp_path)
     assert f"run directory: {run_dir}" in resumed.stdout
     assert metrics(run_dir)["status"] == "ok"
     assert exact(run_dir) == exact(uninterrupted)
+    # it says where it resumed, and the training time counts both segments
+    assert f"(resumed after epoch {partial['epochs']})" in resumed.stdout
+    assert f"after {partial['epochs']} epochs" in (run_dir / "train.log").read_text()
+    assert metrics(run_dir)["resumed_after_epochs"] == partial["epochs"]
+    assert metrics(run_dir)["fit_seconds"] > partial["fit_seconds"]
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == overrides  # record kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no other run directory
     events = list((run_dir / "tb").glob("events.out.tfevents.*"))
@@ -110,3 +115,13 @@ def test_resume_cannot_swap_the_model(uninterrupted, tmp_path):
     assert proc.returncode == 2 and "cannot change model=concat" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert (finished / "metrics.json").read_text() == before
+
+
+def test_resuming_a_finished_run_changes_nothing(uninterrupted, tmp_path):
+    finished = tmp_path / "finished"
+    shutil.copytree(uninterrupted, finished)
+    before = {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()}
+    proc = resume(finished)
+    assert "already finished: 4 of 4 epochs" in proc.stdout and "nothing changed" in proc.stdout
+    after = {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()}
+    assert after == before  # no re-test, no new events, metrics.json and fit_seconds as they were

@@ -21,6 +21,11 @@ def test_default_run_beats_persistence_50x(model, tmp_path):
     assert (tmp_path / "checkpoints" / "best.ckpt").exists()
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert "test MSE" in proc.stdout and "tensorboard --logdir" in proc.stdout
+    # the terminal gets the four-line summary, train.log the config, each epoch and the summary
+    assert len(proc.stdout.strip().splitlines()) == 4, proc.stdout
+    log = (tmp_path / "train.log").read_text()
+    assert f"cell: {model}" in log and log.count("] - epoch ") == metrics["epochs"] == 60
+    assert "epoch 60/60: train/loss=" in log and proc.stdout.strip().splitlines()[0] in log
 
 
 def test_same_seed_same_metrics_and_overrides_apply(tmp_path):
@@ -52,5 +57,7 @@ def test_same_seed_same_metrics_and_overrides_apply(tmp_path):
         2,
     )
     assert a["config"]["data"]["seq_len"] == 8 and a["epochs"] == 3
+    # the summary line names what the run was: layers and learning rate included
+    assert "concat cell, relu, hidden 16, 2 layers, lr 0.005, loss=every" in proc.stdout
     # 2 layers, hidden 16, concat cell: (16+2)*16+16 + (16+16)*16+16, readout (16+2)*2+2
     assert a["params"] == (18 * 16 + 16) + (32 * 16 + 16) + (18 * 2 + 2)

@@ -15,9 +15,11 @@ CELLS = ("scratch", "concat", "torch")  # rnnlab.cells: ScratchRNN, ConcatRNN, T
 NONLINEARITIES = ("tanh", "relu")  # torch.tanh, torch.relu
 READOUTS = ("linear", "concat")  # rnnlab.model: LinearReadout, ConcatReadout
 READOUT_ACTIVATIONS = ("identity", "tanh")  # nn.Identity, nn.Tanh
+INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.cells.initialize
 LOSS_MODES = ("last", "every")  # the final step of the window only, or every step
 SCHEDULERS = ("cosine", "none")  # CosineAnnealingLR over trainer.max_epochs, or a constant lr
 SPLIT_NAMES = ("train", "val", "test")  # in time order
+DATASETS = ("sincos", "adding")  # rnnlab.data: SinCosDataModule, AddingDataModule
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla")  # lightning.Trainer's
 
 T = TypeVar("T")

@@ -7,8 +7,9 @@ Sections (``--sections``; all by default), one module each:
   optimizer, clipping and number of steps, and against the bare Trainer, for each cell at the
   default config; plus an empty step, which isolates the Trainer's own cost;
 - ``cells``: forward+backward time of ScratchRNN and ConcatRNN against TorchRNN (``nn.RNN``);
-- ``data``: building the windows of 10^6 points at L=64 as views, against seed 002's list
-  comprehension (extrapolated from a smaller series: it takes minutes at full size);
+- ``data``: building the windows of 10^6 points at L=64 as views, against the list
+  comprehension of the concat cell's source text (extrapolated from a smaller series: it
+  takes minutes at full size);
 - ``compile``: ``model.compile=true`` (``torch.compile`` of one time step): compile time and
   speed-up over the eager cell;
 - ``job``: one sweep job's ``rnnlab.experiment.train_and_test``, split into training steps and

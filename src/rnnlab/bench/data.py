@@ -16,7 +16,7 @@ from rnnlab.data import make_windows, sincos_series
 
 
 def seed_windows(data: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seed 002's ``TrignoDS.make_data``, verbatim apart from the names."""
+    """The concat cell's source text's ``TrignoDS.make_data``, verbatim apart from the names."""
     x = torch.tensor([data[i : i + seq_len] for i in range(0, len(data) - seq_len)]).float()
     y = torch.tensor([data[i] for i in range(seq_len, len(data))]).float()
     return x, y
@@ -69,7 +69,7 @@ def measure(opts: argparse.Namespace) -> dict[str, Any]:
 
 def print_table(d: dict[str, Any]) -> None:
     print(f"\n[data] windows of {d['points']} points at L={d['seq_len']}")
-    seed = "seed 002 list comprehension"
+    seed = "the source text's list comprehension"
     if d["seed_extrapolated"]:
         seed += f" (extrapolated from {d['seed_measured_points']} points)"
     rows = [

@@ -1,0 +1,74 @@
+"""The package's shape: no import cycle, and the README's Layout section matches the tree."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from conftest import ROOT
+
+SRC = ROOT / "src"
+PACKAGE = SRC / "rnnlab"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Which rnnlab modules each rnnlab module imports, counting imports inside functions."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        for nxt in sorted(graph[node]):
+            if nxt in path:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in done and (cycle := visit(nxt, [*path, nxt])):
+                return cycle
+        done.add(node)
+        return None
+
+    return next((c for n in sorted(graph) if (c := visit(n, [n]))), None)
+
+
+def test_no_import_cycle_in_the_package():
+    graph = import_graph()
+    assert len(graph) > 20 and graph["rnnlab.experiment"]  # the graph was really read
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_readme_layout_lists_every_module_and_nothing_else():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    listed = block.split("src/rnnlab/", 1)[1].split("\ntests/", 1)[0]
+    # the first column of each line: the names, before two spaces and the description
+    first = [re.split(r"\s{2,}", line.strip())[0] for line in listed.splitlines() if line.strip()]
+    names = {m for column in first for m in re.findall(r"\b([a-z_]+)(?:\.py|/)", column)}
+    on_disk = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    on_disk |= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert names == on_disk
+    for line in block.splitlines():  # the top-level entries (train.py, conf/, ...) exist too
+        entry = line.split()[0] if line.strip() and not line.startswith(" ") else None
+        if entry:
+            assert (ROOT / entry.rstrip("/")).exists(), entry
