@@ -54,9 +54,19 @@ def _min_points(seq_len: int, splits: Sequence[float]) -> int:
 
 
 def _validate_data(data: DictConfig) -> None:
+    choices.check_choice("data.name", data.name, choices.DATASETS)
+    _check("data.batch_size", data.batch_size, _int_at_least(1), "an integer >= 1")
+    if data.name == "adding":
+        _check("data.seq_len", data.seq_len, _int_at_least(2), "an integer >= 2")
+        for key in ("n_train", "n_val", "n_test"):
+            _check(f"data.{key}", data[key], _int_at_least(1), "an integer >= 1")
+        return
+    _validate_sincos(data)
+
+
+def _validate_sincos(data: DictConfig) -> None:
     _check("data.x_end", data.x_end, lambda v: _is_number(v) and v > 0, "a number > 0")
     _check("data.noise_std", data.noise_std, lambda v: _is_number(v) and v >= 0, "a number >= 0")
-    _check("data.batch_size", data.batch_size, _int_at_least(1), "an integer >= 1")
     splits = list(data.splits)
     fractions_ok = len(splits) == 3 and all(_is_number(f) and f > 0 for f in splits)
     if not (fractions_ok and math.isclose(sum(splits), 1.0, abs_tol=1e-6)):
@@ -87,8 +97,9 @@ def _validate_data(data: DictConfig) -> None:
         )
 
 
-def _validate_model(model: DictConfig) -> None:
+def _validate_model(model: DictConfig, data: DictConfig) -> None:
     choices.check_choice("model.cell", model.cell, choices.CELLS)
+    choices.check_choice("model.init", model.init, choices.INITS)
     _check("model.hidden_size", model.hidden_size, _int_at_least(1), "an integer >= 1")
     _check("model.num_layers", model.num_layers, _int_at_least(1), "an integer >= 1")
     choices.check_choice("model.nonlinearity", model.nonlinearity, choices.NONLINEARITIES)
@@ -97,6 +108,10 @@ def _validate_model(model: DictConfig) -> None:
         "model.readout_activation", model.readout_activation, choices.READOUT_ACTIVATIONS
     )
     choices.check_choice("model.loss", model.loss, choices.LOSS_MODES)
+    if data.name == "adding" and model.loss != "last":
+        raise invalid(
+            "model.loss", model.loss, "last with data=adding (one target per sequence, at its end)"
+        )
     _check("model.lr", model.lr, lambda v: _is_number(v) and v > 0, "a number > 0")
     _check(
         "model.weight_decay",
@@ -251,7 +266,7 @@ def _validate_logger(logger: DictConfig) -> None:
 def _check_known_keys(cfg: DictConfig) -> None:
     """Keys added with ``+`` to a closed section would only be ignored, or crash the model."""
     for section in schema.CLOSED_SECTIONS:
-        allowed = schema.keys(section)
+        allowed = schema.keys(section, cfg.data.get("name", choices.DATASETS[0]))
         for key in cfg[section]:
             if key not in allowed:
                 given = f"{section}.{key}={show(cfg[section][key])}"
@@ -262,7 +277,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value a run cannot use."""
     _check_known_keys(cfg)
     _validate_data(cfg.data)
-    _validate_model(cfg.model)
+    _validate_model(cfg.model, cfg.data)
     _validate_trainer(cfg.trainer)
     _validate_logger(cfg.logger)
     _check("seed", cfg.seed, lambda v: _is_int(v) and 0 <= v <= MAX_SEED, f"0 to {MAX_SEED}")

@@ -21,18 +21,26 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from rnnlab import choices
 from rnnlab import metrics as M
+from rnnlab.baselines import data_baselines
 from rnnlab.checkpoints.resume import checkpoint_to_resume, last_checkpoint
 from rnnlab.checkpoints.saving import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
 from rnnlab.checks import validate
-from rnnlab.data import SinCosDataModule
+from rnnlab.data import DATAMODULES, TaskDataModule
 from rnnlab.hydra_callbacks import is_basic_sweep
 from rnnlab.internals import no_profiler
 from rnnlab.model import Diverged, Forecaster
 from rnnlab.rollout import rollout_mse
 from rnnlab.run_log import FitClock, ProgressLog
 from rnnlab.signals import StopAtEpochEnd, interruption
-from rnnlab.tb_logging import hparams_of, log_final_results, tensorboard_callbacks
+from rnnlab.tb_logging import (
+    GradientFlow,
+    GradNormMonitor,
+    hparams_of,
+    log_final_results,
+    tensorboard_callbacks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +62,25 @@ def quiet_known_warnings() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def build_datamodule(cfg: DictConfig) -> SinCosDataModule:
-    return SinCosDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
+def datamodule_class(cfg: DictConfig) -> type[TaskDataModule]:
+    """The DataModule of the task ``data.name``."""
+    return choices.pick("data.name", cfg.data.name, choices.DATASETS, DATAMODULES)
+
+
+def build_datamodule(cfg: DictConfig) -> TaskDataModule:
+    kwargs = OmegaConf.to_container(cfg.data, resolve=True)
+    del kwargs["name"]  # chose the class
+    return datamodule_class(cfg)(**kwargs, seed=cfg.seed)
 
 
 def build_model(cfg: DictConfig) -> Forecaster:
-    return Forecaster(input_size=SinCosDataModule.channels, **OmegaConf.to_container(cfg.model))
+    """The Forecaster for the config, its input and output sizes from the task."""
+    task = datamodule_class(cfg)
+    return Forecaster(
+        input_size=task.channels,
+        output_size=task.output_size,
+        **OmegaConf.to_container(cfg.model),
+    )
 
 
 def _progress_bar(setting: Any) -> bool:
@@ -90,7 +111,12 @@ def build_trainer(
         LearningRateMonitor(logging_interval="epoch"),
         ProgressLog(),
         FitClock(),
-        *tensorboard_callbacks(cfg.logger, run_dir),
+        *tensorboard_callbacks(
+            cfg.logger,
+            run_dir,
+            datamodule_class(cfg).forecasting,
+            clip=cfg.trainer.get("gradient_clip_val"),
+        ),
         *callbacks,
     ]
     return L.Trainer(logger=logger, callbacks=every, default_root_dir=run_dir, **trainer_kwargs)
@@ -103,6 +129,19 @@ def count_parameters(model: torch.nn.Module) -> int:
 def _finite_or_none(value: Any) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def final_diagnostics(trainer: L.Trainer, model: Forecaster, tested: bool) -> dict[str, Any]:
+    """metrics.json's ``diagnostics``: spectra and gradient flow of the tested checkpoint (of the
+    last measured model when the run did not finish), and clipping over every training step."""
+    monitor = next(c for c in trainer.callbacks if isinstance(c, GradNormMonitor))
+    flow = next(c for c in trainer.callbacks if isinstance(c, GradientFlow))
+    values = flow.measure(trainer, model, trainer.global_step, draw=True) if tested else flow.last
+    values = {**values, **monitor.run_stats()}
+    return {
+        k: [_finite_or_none(x) for x in v] if isinstance(v, list) else _finite_or_none(v)
+        for k, v in values.items()
+    }
 
 
 def train_and_test(
@@ -139,7 +178,11 @@ def train_and_test(
         best = trainer.checkpoint_callback.best_model_path  # the first, val/mse, checkpoint
         trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)
         values.update({k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()})
-        values[M.TEST_ROLLOUT_MSE] = rollout_mse(model, dm)
+        if dm.forecasting:  # a rollout feeds predictions back as inputs: forecasting only
+            values[M.TEST_ROLLOUT_MSE] = rollout_mse(model, dm)
+    if dm.windows:  # set up by fit (always, unless it failed before)
+        values.update(data_baselines(dm.windows, dm.forecasting))
+    result[M.DIAGNOSTICS] = final_diagnostics(trainer, model, tested=result["status"] == "ok")
     result.update({name: values.get(name) for name in M.FINAL_METRICS})
     result.update(
         epochs=trainer.current_epoch,
@@ -148,6 +191,7 @@ def train_and_test(
         resumed_after_epochs=resume.epochs_done if resume else None,
         time_s=round(time.perf_counter() - start, 3),
         params=count_parameters(model),
+        forecasting=dm.forecasting,  # false: no rollout or forecast figures (the adding problem)
         best_checkpoint=trainer.checkpoint_callback.best_model_path or None,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
@@ -177,8 +221,20 @@ def _fmt(value: float | None) -> str:
 def summary_text(result: dict[str, Any], run_dir: Path) -> str:
     """What a person reads at the end of a run."""
     model = result["config"]["model"]
-    test, base = result.get(M.TEST_MSE), result.get(M.PERSISTENCE_MSE)
-    versus = M.times_better(test, base)
+    test = result.get(M.TEST_MSE)
+    named = (
+        ("persistence", result.get(M.PERSISTENCE_MSE)),
+        ("mean", result.get(M.MEAN_MSE)),
+        ("linear", result.get(M.LINEAR_MSE)),
+    )
+    baselines = [
+        f"{name} {_fmt(value)}" + (f" ({words})" if (words := M.times_better(test, value)) else "")
+        for name, value in named
+        if value is not None
+    ]
+    rollout = f"rollout MSE {_fmt(result.get(M.TEST_ROLLOUT_MSE))}"
+    if not result.get("forecasting", True):
+        rollout = "no rollout (not a forecasting task)"
     layers = f"{model['num_layers']} layer{'s' if model['num_layers'] > 1 else ''}"
     resumed = result.get("resumed_after_epochs")
     resumed = f" (resumed after epoch {resumed})" if resumed else ""
@@ -186,8 +242,7 @@ def summary_text(result: dict[str, Any], run_dir: Path) -> str:
         f"rnnlab: {model['cell']} cell, {model['nonlinearity']}, hidden {model['hidden_size']}, "
         f"{layers}, lr {model['lr']:g}, loss={model['loss']}: {result['status']} after "
         f"{result['epochs']} epochs in {result['fit_seconds']:.1f}s{resumed}",
-        f"  test MSE {_fmt(test)} vs persistence {_fmt(base)}{f' ({versus})' if versus else ''}; "
-        f"rollout MSE {_fmt(result.get(M.TEST_ROLLOUT_MSE))}",
+        f"  test MSE {_fmt(test)} vs {', '.join(baselines) or 'no baseline'}; {rollout}",
         f"  run directory: {run_dir}",
         f"  tensorboard --logdir {run_dir}",
     ]

@@ -123,6 +123,18 @@ def rollout_error_figure(fc: Forecasts, label: str = "") -> Figure:
     return fig
 
 
+def grad_flow_figure(norms: list[float], label: str = "", when: str = "") -> Figure:
+    """``||dL/dh_t||`` against t, log scale: how much of the last step's loss gradient reaches
+    each step of the window (vanishing gradients fall away to the left)."""
+    fig, ax = _figure(
+        f"gradient reaching each step of the window, {when}", label, "||dL/dh_t||", "t (step)"
+    )
+    steps = range(1, len(norms) + 1)
+    ax.semilogy(steps, [max(n, 1e-30) for n in norms], marker="o", ms=3, color="tab:purple")
+    ax.yaxis.set_minor_locator(NullLocator())
+    return fig
+
+
 def forecast_figures(fc: Forecasts, label: str = "") -> dict[str, Figure]:
     """The figures that change as the model trains, by name."""
     return {

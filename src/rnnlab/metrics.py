@@ -13,6 +13,9 @@ TEST_MAE = "test/mae"
 TEST_ROLLOUT_MSE = "test/rollout_mse"
 PERSISTENCE_MSE = "baseline/persistence_mse"
 VAL_PERSISTENCE_MSE = "baseline/val_persistence_mse"
+LINEAR_MSE = "baseline/linear_mse"  # least squares on the flattened window (rnnlab.baselines)
+VAL_LINEAR_MSE = "baseline/val_linear_mse"
+MEAN_MSE = "baseline/mean_mse"  # the train mean: tasks without persistence (adding)
 
 # Per-epoch training diagnostics (TensorBoard only; see rnnlab.tb_logging).
 GRAD_NORM = "train/grad_norm"  # mean over the epoch's steps, before clipping
@@ -21,6 +24,23 @@ HIDDEN_MEAN_ABS = "health/h_mean_abs"  # top layer, first validation batch
 HIDDEN_MAX_ABS = "health/h_max_abs"
 TANH_SATURATED = "health/tanh_saturated_frac"  # |h| > 0.99
 RELU_DEAD = "health/relu_dead_frac"  # units zero for every sample and step
+
+# Gradient-flow diagnostics (rnnlab.diagnostics): metrics.json's "diagnostics" holds the final
+# values under these names; TensorBoard shows them per epoch under "diagnostics/<name>".
+DIAGNOSTICS = "diagnostics"
+SPECTRAL_RADIUS = "spectral_radius"  # of each layer's W_hh: > 1 is necessary for exploding
+SIGMA_MAX = "sigma_max"  # largest singular value of each W_hh: < 1 is sufficient for vanishing
+GRAD_NORM_BY_STEP = "grad_norm_by_step"  # ||dL/dh_t|| for every step t, L the last-step loss
+GRAD_FIRST_OVER_LAST = "grad_first_over_last"  # how much of it reaches the first step
+CLIPPED_FRACTION = "clipped_fraction"  # share of training steps whose gradient was clipped
+GRAD_NORM_P50 = "grad_norm_p50"  # median unclipped gradient norm over the training steps
+GRAD_NORM_P90 = "grad_norm_p90"
+
+
+def diagnostics_tag(name: str) -> str:
+    """The TensorBoard tag of a diagnostic."""
+    return f"{DIAGNOSTICS}/{name}"
+
 
 #: The final numbers of a run, in the order metrics.json and summaries show them.
 FINAL_METRICS = (
@@ -32,6 +52,9 @@ FINAL_METRICS = (
     TEST_ROLLOUT_MSE,
     PERSISTENCE_MSE,
     VAL_PERSISTENCE_MSE,
+    LINEAR_MSE,
+    VAL_LINEAR_MSE,
+    MEAN_MSE,
 )
 #: The same, in the order of TensorBoard's HParams columns (it shows the first five at first).
 HPARAMS_METRICS = (
@@ -39,10 +62,13 @@ HPARAMS_METRICS = (
     TEST_MSE,
     TEST_ROLLOUT_MSE,
     PERSISTENCE_MSE,
+    LINEAR_MSE,
     TEST_MAE,
     VAL_MSE,
     VAL_MAE,
     VAL_PERSISTENCE_MSE,
+    VAL_LINEAR_MSE,
+    MEAN_MSE,
 )
 
 

@@ -9,7 +9,7 @@ from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MinMet
 
 from rnnlab import choices
 from rnnlab import metrics as M
-from rnnlab.cells import build_cell
+from rnnlab.cells import build_cell, initialize
 from rnnlab.internals import CheapHookName
 
 #: The module of each of ``choices.READOUT_ACTIVATIONS``, in the same order.
@@ -48,7 +48,9 @@ def _readout_activation(name: str) -> nn.Module:
 class LinearReadout(nn.Module):
     """``y_t = W h_t + b``."""
 
-    def __init__(self, hidden_size: int, output_size: int, activation: str = "identity") -> None:
+    def __init__(
+        self, hidden_size: int, input_size: int, output_size: int, activation: str = "identity"
+    ) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size, output_size)
         self.act = _readout_activation(activation)
@@ -60,9 +62,11 @@ class LinearReadout(nn.Module):
 class ConcatReadout(nn.Module):
     """The concat cell's output: ``y_t = act(W [h_{t-1}, x_t] + b)``."""
 
-    def __init__(self, hidden_size: int, output_size: int, activation: str = "tanh") -> None:
+    def __init__(
+        self, hidden_size: int, input_size: int, output_size: int, activation: str = "tanh"
+    ) -> None:
         super().__init__()
-        self.linear = nn.Linear(hidden_size + output_size, output_size)
+        self.linear = nn.Linear(hidden_size + input_size, output_size)
         self.act = _readout_activation(activation)
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -97,16 +101,24 @@ class Forecaster(CheapHookName, L.LightningModule):
         weight_decay: float = 0.0,
         scheduler: str = "cosine",
         compile: bool = False,
+        init: str = "native",
+        output_size: int | None = None,
     ) -> None:
         super().__init__()
+        output_size = input_size if output_size is None else output_size
         choices.check_choice("model.loss", loss, choices.LOSS_MODES)
         choices.check_choice("model.scheduler", scheduler, choices.SCHEDULERS)
+        choices.check_choice("model.init", init, choices.INITS)
         self.save_hyperparameters()
         self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity, compile)
         readout_cls = choices.pick(
             "model.readout", readout, choices.READOUTS, (LinearReadout, ConcatReadout)
         )
-        self.readout = readout_cls(hidden_size, input_size, readout_activation)
+        self.readout = readout_cls(hidden_size, input_size, output_size, readout_activation)
+        if init != "native":
+            self._initialize(init)
+        # "the next point equals the last one": a baseline only where the model predicts its input
+        self.persistence = output_size == input_size
 
         self.val_loss = MeanMetric(nan_strategy="disable")  # a NaN loss must show, not vanish
         self.val_mse, self.val_mae = MeanSquaredError(), MeanAbsoluteError()
@@ -117,6 +129,18 @@ class Forecaster(CheapHookName, L.LightningModule):
         self.test_persistence = MeanSquaredError()
         self._train_loss_sum = torch.zeros(())
         self._train_count = 0
+
+    def _initialize(self, scheme: str) -> None:
+        """Re-draw the cell (``scheme``, rnnlab.cells.initialize) and then the readout (nn.Linear's
+        own U(+-1/sqrt(fan_in))) from one generator seeded from the global seed: every cell draws
+        the same numbers in nn.RNN's order, so cells built with the same seed start alike, and
+        their readouts too. ``native`` draws nothing here, which keeps its runs as they were."""
+        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
+        initialize(self.cell, scheme, generator)
+        with torch.no_grad():
+            bound = self.readout.linear.in_features**-0.5
+            for param in (self.readout.linear.weight, self.readout.linear.bias):
+                param.uniform_(-bound, bound, generator=generator)
 
     # -- the network -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
@@ -187,7 +211,8 @@ class Forecaster(CheapHookName, L.LightningModule):
         pred_last, y_last = _last(pred), _last(y)
         self.val_mse.update(pred_last, y_last)
         self.val_mae.update(pred_last, y_last)
-        self.val_persistence.update(_last(x), y_last)
+        if self.persistence:
+            self.val_persistence.update(_last(x), y_last)
 
     def _reset_metrics(self, metrics: dict[str, str]) -> None:
         """At epoch start, not end: states must be created under the grad mode of the updates
@@ -196,7 +221,8 @@ class Forecaster(CheapHookName, L.LightningModule):
             getattr(self, attr).reset()
 
     def _log_metrics(self, metrics: dict[str, str]) -> dict[str, torch.Tensor]:
-        values = {name: getattr(self, attr).compute() for name, attr in metrics.items()}
+        unused = () if self.persistence else (M.PERSISTENCE_MSE, M.VAL_PERSISTENCE_MSE)
+        values = {n: getattr(self, a).compute() for n, a in metrics.items() if n not in unused}
         # Already reduced over processes by torchmetrics; sync_dist keeps Lightning from warning
         # about epoch-level values under DDP (on one device it does nothing).
         self.log_dict(values, sync_dist=True)
@@ -217,7 +243,8 @@ class Forecaster(CheapHookName, L.LightningModule):
         pred_last, y_last = _last(self(x, last_only=True)), _last(y)
         self.test_mse.update(pred_last, y_last)
         self.test_mae.update(pred_last, y_last)
-        self.test_persistence.update(_last(x), y_last)
+        if self.persistence:
+            self.test_persistence.update(_last(x), y_last)
 
     def on_test_epoch_start(self) -> None:
         self._reset_metrics(_TEST_METRICS)

@@ -26,9 +26,10 @@ def _one_of(allowed: tuple[str, ...]) -> str:
 
 
 @dataclass
-class DataConfig:
+class SinCosDataConfig:
     """conf/data/sincos.yaml: ``[sin, cos]`` windows (rnnlab.data.SinCosDataModule)."""
 
+    name: str = key("the task, set by data=...: predict the next [sin, cos] point")
     n_points: int = key("points of the series, x = linspace(0, x_end, n_points)")
     x_end: float = key("end of the x range")
     seq_len: int = key("window length L: predict point t+1 from points t-L+1..t")
@@ -42,10 +43,36 @@ class DataConfig:
 
 
 @dataclass
+class AddingDataConfig:
+    """conf/data/adding.yaml: the adding problem (rnnlab.data.AddingDataModule)."""
+
+    name: str = key("the task, set by data=...: the sum of the two marked values")
+    seq_len: int = key("sequence length, and so how far apart the two marked values can be")
+    n_train: int = key("training sequences (a fixed set drawn from seed)")
+    n_val: int = key("validation sequences")
+    n_test: int = key("test sequences")
+    batch_size: int = key("sequences per training batch")
+    shuffle: bool = key("shuffle the training sequences every epoch")
+
+
+#: The schema of each of ``choices.DATASETS``, in the same order.
+DATA_SCHEMAS = (SinCosDataConfig, AddingDataConfig)
+
+
+def data_schema(name: str) -> type:
+    """The schema of the task ``data.name`` (``sincos``, ``adding``)."""
+    return choices.pick("data", name, choices.DATASETS, DATA_SCHEMAS)
+
+
+@dataclass
 class ModelConfig:
     """conf/model/*.yaml: the keyword arguments of rnnlab.model.Forecaster."""
 
     cell: str = key(f"the recurrent cell: {_one_of(choices.CELLS)} (set by model=...)")
+    init: str = key(
+        f"initial weights: {_one_of(choices.INITS)}; torch: nn.RNN's U(+-1/sqrt(H)) for every "
+        "cell; native: each cell's own layers' defaults; identity: IRNN; orthogonal W_hh"
+    )
     hidden_size: int = key("hidden units per layer")
     num_layers: int = key("stacked recurrent layers")
     nonlinearity: str = key(f"the cell's activation: {_one_of(choices.NONLINEARITIES)}")
@@ -78,7 +105,8 @@ class LoggerConfig:
 class Config:
     """The whole task config."""
 
-    data: DataConfig = field(default_factory=DataConfig)
+    # typed by the chosen task's schema (DATA_SCHEMAS), which conf/data/<task>.yaml lists first
+    data: Any = MISSING
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: dict[str, Any] = field(
         default_factory=dict,
@@ -93,13 +121,19 @@ class Config:
 
 
 def register() -> None:
-    """Put the schema in Hydra's ConfigStore as ``schema`` (idempotent)."""
-    ConfigStore.instance().store(name="schema", node=Config)
+    """Put the schema in Hydra's ConfigStore as ``schema``, and each task's as
+    ``schema/data/<task>`` (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(name="schema", node=Config)
+    for name, node in zip(choices.DATASETS, DATA_SCHEMAS, strict=True):
+        store.store(group="schema/data", name=name, node=node)
 
 
-def _node(path: str) -> Any:
-    """The schema dataclass at ``path`` ("" for the top level, "model", ...); None where the
-    path leads to an open dict (``trainer``) or to no section."""
+def _node(path: str, dataset: str = choices.DATASETS[0]) -> Any:
+    """The schema dataclass at ``path`` ("" for the top level, "model", "data" of ``dataset``,
+    ...); None where the path leads to an open dict (``trainer``) or to no section."""
+    if path == "data":
+        return data_schema(dataset)
     node: Any = Config
     for part in filter(None, path.split(".")):
         found = {f.name: f for f in fields(node)}.get(part) if is_dataclass(node) else None
@@ -107,14 +141,15 @@ def _node(path: str) -> Any:
     return node if is_dataclass(node) else None
 
 
-def keys(path: str) -> list[str]:
-    """Keys the schema allows at ``path`` ("" for the top level, "model", "data", "logger")."""
-    return [f.name for f in fields(_node(path))]
+def keys(path: str, dataset: str = choices.DATASETS[0]) -> list[str]:
+    """Keys the schema allows at ``path`` ("" for the top level, "model", "data" of ``dataset``,
+    "logger")."""
+    return [f.name for f in fields(_node(path, dataset))]
 
 
-def help_of(path: str) -> dict[str, str]:
+def help_of(path: str, dataset: str = choices.DATASETS[0]) -> dict[str, str]:
     """``{key: meaning}`` of the section at ``path``."""
-    return {f.name: f.metadata.get("help", "") for f in fields(_node(path))}
+    return {f.name: f.metadata.get("help", "") for f in fields(_node(path, dataset))}
 
 
 #: Sections whose keys the schema fixes (``trainer`` stays open to any Trainer argument).
@@ -127,8 +162,8 @@ def expected_type(dotted: str) -> str | None:
     """What the schema expects at ``dotted`` ("data.seq_len", "data.splits[0]"), in words."""
     section, _, name = dotted.rpartition(".")
     name, _, index = name.partition("[")
-    schema = _node(section)
-    types = {f.name: str(f.type) for f in fields(schema)} if schema else {}
+    schemas = DATA_SCHEMAS if section == "data" else (_node(section),)
+    types = {f.name: str(f.type) for s in reversed(schemas) if s for f in fields(s)}
     hint = types.get(name, "")
     if index and hint.startswith("list["):
         hint = hint[5:-1]  # an element of the list

@@ -1,0 +1,56 @@
+"""Baselines every model is shown next to, computed from the data alone.
+
+- persistence ("the next point equals the last one"): in the Forecaster's val/test metrics,
+  for tasks whose target is the next input (``baseline/persistence_mse``);
+- linear: least squares on the flattened input window, fit on the train split
+  (``baseline/linear_mse``, ``baseline/val_linear_mse``). On the sin/cos task the next point is a
+  fixed rotation of the last one, so this is exact to float rounding: an RNN that does worse has
+  not learned what a linear map already knows;
+- mean: the train split's mean target for every sequence (``baseline/mean_mse``), the baseline of
+  tasks with no persistence (the adding problem: about 1/6).
+
+Scored like the model: the last step of each window, squared error averaged over channels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rnnlab import metrics as M
+
+Windows = tuple[torch.Tensor, torch.Tensor]  # inputs (N, L, C), targets (N, L, C_out)
+
+
+def _features(inputs: torch.Tensor) -> torch.Tensor:
+    """The flattened window and a constant, in float64: ``(N, L*C + 1)``."""
+    flat = inputs.reshape(len(inputs), -1).double()
+    return torch.cat([flat, flat.new_ones(len(flat), 1)], dim=1)
+
+
+def linear_fit(train: Windows) -> torch.Tensor:
+    """Least-squares weights ``(L*C + 1, C_out)`` from the flattened window to the last target."""
+    inputs, targets = train
+    return torch.linalg.lstsq(_features(inputs), targets[:, -1].double(), driver="gelsd").solution
+
+
+def linear_mse(weights: torch.Tensor, windows: Windows) -> float:
+    inputs, targets = windows
+    prediction = _features(inputs) @ weights
+    return torch.mean((prediction - targets[:, -1].double()) ** 2).item()
+
+
+def mean_mse(train: Windows, windows: Windows) -> float:
+    mean = train[1][:, -1].double().mean(0)
+    return torch.mean((windows[1][:, -1].double() - mean) ** 2).item()
+
+
+def data_baselines(windows: dict[str, Windows], forecasting: bool) -> dict[str, float]:
+    """The baselines of a task's splits, by metric name."""
+    weights = linear_fit(windows["train"])
+    values = {
+        M.LINEAR_MSE: linear_mse(weights, windows["test"]),
+        M.VAL_LINEAR_MSE: linear_mse(weights, windows["val"]),
+    }
+    if not forecasting:
+        values[M.MEAN_MSE] = mean_mse(windows["train"], windows["test"])
+    return values

@@ -1,0 +1,93 @@
+"""Gradient-flow diagnostics: how much of the loss's gradient reaches the early steps of a
+window, the recurrent weights' spectra, and how often clipping acts.
+
+Pascanu, Mikolov & Bengio (2013): backpropagating one step multiplies the gradient by the step
+Jacobian ``W_hh^T diag(act'(a_t))``. A largest singular value of ``W_hh`` below ``1 / gamma``
+(gamma bounds ``act'``: 1 for tanh and ReLU) is sufficient for gradients to vanish, a spectral
+radius above 1 necessary for them to explode. Bengio, Simard & Frasconi (1994): gradients from
+far steps vanish. The Deep Learning Tuning Playbook: if clipping acts on more than half the
+steps, a lower learning rate is the better fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnlab import metrics as M
+
+
+def recurrent_weights(cell: nn.Module) -> list[torch.Tensor]:
+    """``W_hh`` of each layer, in nn.RNN's layout (through ``cell.to_torch()``)."""
+    rnn = cell.to_torch()
+    return [getattr(rnn, f"weight_hh_l{k}").detach() for k in range(rnn.num_layers)]
+
+
+def spectra(cell: nn.Module) -> dict[str, list[float]]:
+    """Spectral radius and largest singular value of each layer's ``W_hh`` (float64)."""
+    radius, sigma = [], []
+    for w in recurrent_weights(cell):
+        w = w.double().cpu()
+        radius.append(torch.linalg.eigvals(w).abs().max().item())
+        sigma.append(torch.linalg.matrix_norm(w, ord=2).item())
+    return {M.SPECTRAL_RADIUS: radius, M.SIGMA_MAX: sigma}
+
+
+def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """``||dL/dh_t||`` for every step t of the window, for the top layer's hidden state, where
+    L is the MSE of the prediction at the last step (the last-step loss).
+
+    The window is run again step by step with the cell's own weights (``to_torch()``), keeping
+    each ``h_t`` so that autograd can report the total derivative through every later step,
+    not only through the readout. The norm is over the batch and the hidden units.
+    """
+    rnn = model.cell.to_torch().to(x.device)
+    act = getattr(torch, rnn.nonlinearity)  # torch.tanh or torch.relu, as in the cells
+    inputs, states = x, []
+    # Callers may sit in Lightning's no-grad or inference-mode evaluation loop.
+    with torch.inference_mode(False), torch.enable_grad():
+        for k in range(rnn.num_layers):
+            w_ih, w_hh, b_ih, b_hh = (
+                getattr(rnn, f"{name}_l{k}").detach()
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
+            h = x.new_zeros(len(x), rnn.hidden_size)
+            outputs = []
+            for x_t in inputs.unbind(1):
+                h = act(x_t @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+                outputs.append(h)
+            states = outputs
+            inputs = torch.stack(outputs, 1).detach() if k < rnn.num_layers - 1 else None
+        h_prev = states[-2] if len(states) > 1 else torch.zeros_like(states[-1])
+        prediction = model.readout(x[:, -1], h_prev, states[-1])
+        loss = nn.functional.mse_loss(prediction, y[:, -1])
+        # autograd.grad, not backward: the model's own .grad (mid-training) stays untouched
+        grads = torch.autograd.grad(loss, states)
+    return [torch.linalg.vector_norm(g).item() for g in grads]
+
+
+def first_over_last(norms: list[float]) -> float:
+    """How much of the gradient reaches the window's first step, relative to its last."""
+    return norms[0] / norms[-1] if norms and norms[-1] > 0 else float("nan")
+
+
+def clipping_stats(norms: torch.Tensor, clip: float | None) -> dict[str, float]:
+    """Share of steps whose unclipped gradient norm exceeded ``clip`` (what Lightning's norm
+    clipping then scales down), and the median and 90th percentile of the norm."""
+    norms = norms.double()
+    clipped = (norms > clip).double().mean().item() if clip else 0.0
+    p50, p90 = torch.quantile(norms, torch.tensor([0.5, 0.9], dtype=norms.dtype)).tolist()
+    return {M.CLIPPED_FRACTION: clipped, M.GRAD_NORM_P50: p50, M.GRAD_NORM_P90: p90}
+
+
+def diagnose(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+    """The model's diagnostics on a batch: spectra and gradient flow."""
+    was_training = model.training
+    model.eval()
+    try:
+        norms = grad_norm_by_step(model, *batch)
+    finally:
+        model.train(was_training)
+    return {**spectra(model.cell), M.GRAD_NORM_BY_STEP: norms}
