@@ -4,13 +4,17 @@
 time), ``ConcatRNN`` the concat cell (one Linear over ``[h_{t-1}, x_t]``) and ``TorchRNN`` wraps
 ``nn.RNN``. All three compute
 ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` and give the same outputs for the same
-weights; they differ in how the weights are laid out and how the time loop is run.
+weights; they differ in how the weights are laid out and how the time loop is run. Each reads
+and writes its weights in nn.RNN's layout (``layer_weights``, ``set_layer_weights``), which is
+how ``from_torch``, ``to_torch`` and ``initialize`` treat all three alike.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,9 +66,18 @@ def compiled_step(nonlinearity: str) -> Step:
     return torch.compile(step)
 
 
-class _LoopRNN(nn.Module):
-    """Shared constructor, shape handling and layer stacking for the Python-loop cells;
-    subclasses say how one layer's weights are laid out (``_make_layer``, ``_project``)."""
+#: nn.RNN's parameters of one layer, in its own order (``weight_ih_l0``, ...).
+_RNN_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class Cell(nn.Module):
+    """What every cell shares: ``nn.RNN``'s constructor checks and its per-layer weights.
+
+    Subclasses build their parameters (``_build``) and map them to and from nn.RNN's layout
+    (``layer_weights``, ``set_layer_weights``); conversion and initialization go through those.
+    """
 
     def __init__(
         self,
@@ -80,10 +93,53 @@ class _LoopRNN(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.nonlinearity = nonlinearity
         self.act = _activation(nonlinearity)
-        self.step = compiled_step(nonlinearity) if compile else None
+        self._build(compile)
+
+    def _build(self, compile: bool) -> None:
+        """Create the parameters."""
+        raise NotImplementedError
+
+    def layer_weights(self, k: int) -> Weights:
+        """Layer ``k``'s ``(w_ih, w_hh, b_ih, b_hh)`` in nn.RNN's shapes (detached, read-only)."""
+        raise NotImplementedError
+
+    def set_layer_weights(
+        self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
+    ) -> None:
+        """Copy nn.RNN-layout weights into layer ``k`` (any device or dtype; no autograd)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_torch(cls, rnn: nn.RNN) -> Cell:
+        """This cell with ``rnn``'s sizes, nonlinearity and weights."""
+        if rnn.bidirectional or rnn.proj_size or not rnn.bias:
+            raise ValueError("from_torch supports unidirectional nn.RNN with bias, no projection")
+        cell = cls(rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity)
+        for k in range(rnn.num_layers):
+            cell.set_layer_weights(k, *(getattr(rnn, f"{name}_l{k}") for name in _RNN_WEIGHTS))
+        return cell
+
+    def to_torch(self) -> nn.RNN:
+        """The ``nn.RNN(batch_first=True)`` computing the same function: from_torch's inverse."""
+        sizes = self.input_size, self.hidden_size, self.num_layers
+        rnn = nn.RNN(*sizes, nonlinearity=self.nonlinearity, batch_first=True)
+        rnn.to(next(self.parameters()))  # this cell's device and dtype
+        with torch.no_grad():
+            for k in range(self.num_layers):
+                for name, w in zip(_RNN_WEIGHTS, self.layer_weights(k), strict=True):
+                    getattr(rnn, f"{name}_l{k}").copy_(w)
+        return rnn
+
+
+class _LoopRNN(Cell):
+    """Shape handling and layer stacking for the Python-loop cells; subclasses say how one
+    layer's weights are laid out (``_make_layer``, ``_project`` and the weight mapping)."""
+
+    def _build(self, compile: bool) -> None:
+        self.step = compiled_step(self.nonlinearity) if compile else None
         self.layers = nn.ModuleList(
-            self._make_layer(input_size if k == 0 else hidden_size, hidden_size)
-            for k in range(num_layers)
+            self._make_layer(self.input_size if k == 0 else self.hidden_size, self.hidden_size)
+            for k in range(self.num_layers)
         )
 
     def _make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
@@ -118,18 +174,6 @@ class _LoopRNN(nn.Module):
         return x, h_n
 
 
-def _check_convertible(rnn: nn.RNN) -> None:
-    if rnn.bidirectional or rnn.proj_size or not rnn.bias:
-        raise ValueError("from_torch supports unidirectional nn.RNN with bias and no projection")
-
-
-def _layer_weights(rnn: nn.RNN, layer: int) -> tuple[torch.Tensor, ...]:
-    return tuple(
-        getattr(rnn, f"{name}_l{layer}").detach()
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    )
-
-
 class ScratchLayer(nn.Module):
     """A scratch-cell layer: ``ih(x_t) + hh(h_{t-1})``."""
 
@@ -150,18 +194,19 @@ class ScratchRNN(_LoopRNN):
         x_proj = torch.addmm(cell.ih.bias + cell.hh.bias, x.flatten(0, 1), cell.ih.weight.t())
         return x_proj.view(*x.shape[:2], -1), cell.hh.weight.t()
 
-    @classmethod
-    def from_torch(cls, rnn: nn.RNN) -> ScratchRNN:
-        _check_convertible(rnn)
-        cell = cls(rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity)
-        with torch.no_grad():
-            for k, layer in enumerate(cell.layers):
-                w_ih, w_hh, b_ih, b_hh = _layer_weights(rnn, k)
-                layer.ih.weight.copy_(w_ih)
-                layer.ih.bias.copy_(b_ih)
-                layer.hh.weight.copy_(w_hh)
-                layer.hh.bias.copy_(b_hh)
-        return cell
+    def layer_weights(self, k: int) -> Weights:
+        ih, hh = self.layers[k].ih, self.layers[k].hh
+        return ih.weight.detach(), hh.weight.detach(), ih.bias.detach(), hh.bias.detach()
+
+    @torch.no_grad()
+    def set_layer_weights(
+        self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
+    ) -> None:
+        ih, hh = self.layers[k].ih, self.layers[k].hh
+        ih.weight.copy_(w_ih)
+        hh.weight.copy_(w_hh)
+        ih.bias.copy_(b_ih)
+        hh.bias.copy_(b_hh)
 
 
 class ConcatRNN(_LoopRNN):
@@ -169,6 +214,7 @@ class ConcatRNN(_LoopRNN):
 
     The Linear's weight is ``[W_hh | W_ih]``; the loop multiplies its two column blocks
     separately, which is the same arithmetic as concatenating and avoids a copy per step.
+    Its one bias stands for ``b_ih + b_hh``: read back, it is ``b_ih`` and ``b_hh`` is zero.
     """
 
     def _make_layer(self, input_size: int, hidden_size: int) -> nn.Module:
@@ -180,65 +226,82 @@ class ConcatRNN(_LoopRNN):
         x_proj = torch.addmm(linear.bias, x.flatten(0, 1), w_ih.t())
         return x_proj.view(*x.shape[:2], -1), w_hh.t()
 
-    @classmethod
-    def from_torch(cls, rnn: nn.RNN) -> ConcatRNN:
-        _check_convertible(rnn)
-        cell = cls(rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity)
-        with torch.no_grad():
-            for k, linear in enumerate(cell.layers):
-                w_ih, w_hh, b_ih, b_hh = _layer_weights(rnn, k)
-                linear.weight.copy_(torch.cat([w_hh, w_ih], dim=1))
-                linear.bias.copy_(b_ih + b_hh)
-        return cell
+    def layer_weights(self, k: int) -> Weights:
+        w, b = self.layers[k].weight.detach(), self.layers[k].bias.detach()
+        H = self.hidden_size
+        return w[:, H:], w[:, :H], b, torch.zeros_like(b)
+
+    @torch.no_grad()
+    def set_layer_weights(
+        self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
+    ) -> None:
+        self.layers[k].weight.copy_(torch.cat([w_hh, w_ih], dim=1))
+        self.layers[k].bias.copy_(b_ih + b_hh)
 
 
-class TorchRNN(nn.Module):
+class TorchRNN(Cell):
     """``torch.nn.RNN`` (cuDNN on GPU, a C++ loop on CPU) behind the same interface.
 
     ``compile`` is accepted for a uniform interface and ignored: the loop is not Python.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        nonlinearity: str = "tanh",
-        compile: bool = False,
-    ) -> None:
-        super().__init__()
-        _activation(nonlinearity)
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.nonlinearity = nonlinearity
-        self.rnn = nn.RNN(
-            input_size, hidden_size, num_layers, nonlinearity=nonlinearity, batch_first=True
-        )
+    def _build(self, compile: bool) -> None:
+        sizes = self.input_size, self.hidden_size, self.num_layers
+        self.rnn = nn.RNN(*sizes, nonlinearity=self.nonlinearity, batch_first=True)
 
     def forward(
         self, x: torch.Tensor, h0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rnn(x, h0)
 
-    @classmethod
-    def from_torch(cls, rnn: nn.RNN) -> TorchRNN:
-        _check_convertible(rnn)
-        cell = cls(rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity)
-        cell.rnn.load_state_dict(rnn.state_dict())
-        return cell
+    def layer_weights(self, k: int) -> Weights:
+        return tuple(getattr(self.rnn, f"{name}_l{k}").detach() for name in _RNN_WEIGHTS)
+
+    @torch.no_grad()
+    def set_layer_weights(
+        self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
+    ) -> None:
+        for name, w in zip(_RNN_WEIGHTS, (w_ih, w_hh, b_ih, b_hh), strict=True):
+            getattr(self.rnn, f"{name}_l{k}").copy_(w)
+
+
+def initialize(cell: Cell, scheme: str, generator: torch.Generator) -> None:
+    """Re-draw ``cell``'s weights in place by ``scheme`` (``model.init``), from ``generator``.
+
+    Every scheme is written in nn.RNN's layout and drawn in nn.RNN's order (per layer, layer 0
+    first: w_ih, w_hh, b_ih, b_hh), so equal seeds give every cell the same function.
+    """
+    choices.check_choice("model.init", scheme, choices.INITS)
+    if scheme == "native":
+        return  # each cell keeps its constructor's draws (nn.Linear's or nn.RNN's), as before
+    H = cell.hidden_size
+    bound = 1 / math.sqrt(H)  # nn.RNN's reset_parameters
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.empty(shape).uniform_(-bound, bound, generator=generator)
+
+    for k in range(cell.num_layers):
+        n_in = cell.input_size if k == 0 else H
+        if scheme == "identity":
+            # IRNN (Le, Jaitly & Hinton 2015): at the start h_t ~= relu(h_{t-1}) = h_{t-1}, so
+            # the state and its gradient pass through time unchanged until training says otherwise
+            w_ih = torch.empty(H, n_in).normal_(0, 0.001, generator=generator)
+            w_hh, b_ih, b_hh = torch.eye(H), torch.zeros(H), torch.zeros(H)
+        else:
+            w_ih = uniform(H, n_in)
+            if scheme == "orthogonal":
+                # all singular values 1: the linear part neither grows nor shrinks h (Saxe et al.)
+                w_hh = nn.init.orthogonal_(torch.empty(H, H), generator=generator)
+            else:
+                w_hh = uniform(H, H)
+            b_ih, b_hh = uniform(H), uniform(H)
+        cell.set_layer_weights(k, w_ih, w_hh, b_ih, b_hh)
 
 
 #: The class of each of ``choices.CELLS``, in the same order.
-CELL_CLASSES: tuple[type[nn.Module], ...] = (ScratchRNN, ConcatRNN, TorchRNN)
+CELL_CLASSES: tuple[type[Cell], ...] = (ScratchRNN, ConcatRNN, TorchRNN)
 
 
-def build_cell(
-    name: str,
-    input_size: int,
-    hidden_size: int,
-    num_layers: int = 1,
-    nonlinearity: str = "tanh",
-    compile: bool = False,
-) -> nn.Module:
-    """Build a cell by its config name (``model.cell``)."""
-    cls = choices.pick("model.cell", name, choices.CELLS, CELL_CLASSES)
-    return cls(input_size, hidden_size, num_layers, nonlinearity, compile=compile)
+def build_cell(name: str, *args: Any, **kwargs: Any) -> Cell:
+    """Build a cell by its config name (``model.cell``); the rest are :class:`Cell`'s arguments."""
+    return choices.pick("model.cell", name, choices.CELLS, CELL_CLASSES)(*args, **kwargs)
