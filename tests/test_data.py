@@ -108,3 +108,17 @@ def test_batches_stay_put_on_cpu_and_move_elsewhere():
     assert all(a is b for a, b in zip(same, batch, strict=True))
     moved = dm.transfer_batch_to_device(batch, torch.device("meta"), 0)
     assert all(t.device.type == "meta" for t in moved)
+
+
+def test_sincos_is_a_forecasting_window_datamodule():
+    from rnnlab.data import WindowDataModule
+
+    assert issubclass(SinCosDataModule, WindowDataModule)
+    assert SinCosDataModule.channels == SinCosDataModule.output_size == 2
+    assert SinCosDataModule.forecasting is True
+    dm = SinCosDataModule(batch_size=16)
+    dm.setup()
+    dm.setup()  # idempotent: the series is built once
+    series = dm.series
+    dm.setup("test")
+    assert dm.series is series
