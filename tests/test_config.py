@@ -70,6 +70,8 @@ BAD_INPUTS = {
     "+data.stride=2": "allowed keys:",
     "+logger.histogram=true": "did you mean logger.histograms?",
     "model.num_layers=1000000": "a network that fits in memory: it would have about 2.11e+09",
+    "model.init=xavier": "torch, native, identity, orthogonal",
+    "data=mnist": "adding, sincos",
 }
 ISSUE_BAD_INPUTS = list(BAD_INPUTS)[:16]
 
@@ -165,6 +167,28 @@ def test_schema_covers_every_key_of_every_option(compose_cfg):
             cfg = compose_cfg(f"{group}={option}")
             assert sorted(cfg[group]) == sorted(schema.keys(group))
     assert OmegaConf.get_type(compose_cfg().model) is schema.ModelConfig
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("data=adding", "model.loss=every"), "model.loss=every is not allowed; expected last"),
+        (("data=adding", "data.seq_len=1"), "data.seq_len=1 is not allowed; expected an integer"),
+        (("data=adding", "data.n_val=0"), "data.n_val=0 is not allowed"),
+        (("data=adding", "+data.n_points=5"), "there is no key data.n_points"),
+    ],
+)
+def test_adding_problem_checks(compose_cfg, overrides, message):
+    try:
+        validate(compose_cfg(*overrides))
+    except Exception as err:
+        assert message in error_line(err, list(overrides))
+    else:
+        pytest.fail(f"{overrides} was accepted")
+
+
+def test_adding_problem_config_passes(compose_cfg):
+    validate(compose_cfg("data=adding", "data.seq_len=100", "model.init=identity"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")

@@ -32,7 +32,7 @@ EXACT = (*M.FINAL_METRICS, "status", "epochs", "steps", "params")
 
 def golden_run(command: str, out: Path) -> dict:
     """``python train.py <command>``, as the README's first command runs it."""
-    run_dir = out / command.replace(" ", "_")
+    run_dir = out / command.replace(" ", "_").replace("=", "-")
     proc = run_train(*command.split(), f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads((run_dir / M.METRICS_FILE).read_text())

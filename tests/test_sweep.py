@@ -115,7 +115,7 @@ def test_markdown_shows_best_per_cell_and_mean_test_mse_per_factor_value(sweep_d
     md = (sweep_dir / "summary.md").read_text()
     assert "7 jobs: 3 ok, 1 diverged, 1 failed, 2 missing." in md
     assert "| scratch | data.seq_len=8 | ok | 0.0001 | 0.0001 | 50x better |" in md
-    assert "| torch | data.seq_len=4 | ok | 0.0002 | 0.0006 | 8.3x better |" in md
+    assert "| torch | data.seq_len=4 | ok | 0.0002 | 0.0006 | 8.33x better |" in md
     assert "| concat | (no finished job) | failed |" in md
     # seq_len=4: ok jobs 0 and 2 -> mean (2e-4 + 6e-4) / 2; job 4 failed
     assert "| `data.seq_len` | 4 | 2 | 0 | 1 | 0.0004 | 0.0004 |" in md

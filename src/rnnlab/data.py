@@ -235,3 +235,7 @@ class AddingDataModule(WindowDataModule):
         gen = torch.Generator().manual_seed(self.seed)
         for name, n in zip(SPLIT_NAMES, self.sizes, strict=True):
             self.windows[name] = adding_problem(n, self.seq_len, gen)
+
+
+#: The DataModule of each of ``choices.DATASETS``, in the same order.
+DATAMODULES: tuple[type[WindowDataModule], ...] = (SinCosDataModule, AddingDataModule)

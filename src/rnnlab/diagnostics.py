@@ -49,8 +49,10 @@ def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> lis
     # Callers may sit in Lightning's no-grad or inference-mode evaluation loop.
     with torch.inference_mode(False), torch.enable_grad():
         for k in range(rnn.num_layers):
+            # the copy's own parameters: they make every h_t part of the graph, and the
+            # model's parameters (and their .grad) are not touched
             w_ih, w_hh, b_ih, b_hh = (
-                getattr(rnn, f"{name}_l{k}").detach()
+                getattr(rnn, f"{name}_l{k}")
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
             )
             h = x.new_zeros(len(x), rnn.hidden_size)
@@ -63,14 +65,17 @@ def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> lis
         h_prev = states[-2] if len(states) > 1 else torch.zeros_like(states[-1])
         prediction = model.readout(x[:, -1], h_prev, states[-1])
         loss = nn.functional.mse_loss(prediction, y[:, -1])
-        # autograd.grad, not backward: the model's own .grad (mid-training) stays untouched
-        grads = torch.autograd.grad(loss, states)
-    return [torch.linalg.vector_norm(g).item() for g in grads]
+        # autograd.grad, not backward: the model's own .grad (mid-training) stays untouched.
+        # The concat readout predicts from h_{t-1}: there the last state gets no gradient.
+        grads = torch.autograd.grad(loss, states, allow_unused=True)
+    return [0.0 if g is None else torch.linalg.vector_norm(g).item() for g in grads]
 
 
 def first_over_last(norms: list[float]) -> float:
-    """How much of the gradient reaches the window's first step, relative to its last."""
-    return norms[0] / norms[-1] if norms and norms[-1] > 0 else float("nan")
+    """How much of the gradient reaches the window's first step, relative to its last step
+    that gets any (the concat readout reads ``h_{t-1}``, so there it is the one before)."""
+    reached = [n for n in norms if n > 0]
+    return norms[0] / reached[-1] if reached else float("nan")
 
 
 def clipping_stats(norms: torch.Tensor, clip: float | None) -> dict[str, float]:

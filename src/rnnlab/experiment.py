@@ -27,7 +27,7 @@ from rnnlab.baselines import data_baselines
 from rnnlab.checkpoints.resume import checkpoint_to_resume, last_checkpoint
 from rnnlab.checkpoints.saving import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
 from rnnlab.checks import validate
-from rnnlab.data import DATAMODULES, TaskDataModule
+from rnnlab.data import DATAMODULES, WindowDataModule
 from rnnlab.hydra_callbacks import is_basic_sweep
 from rnnlab.internals import no_profiler
 from rnnlab.model import Diverged, Forecaster
@@ -62,12 +62,12 @@ def quiet_known_warnings() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def datamodule_class(cfg: DictConfig) -> type[TaskDataModule]:
+def datamodule_class(cfg: DictConfig) -> type[WindowDataModule]:
     """The DataModule of the task ``data.name``."""
     return choices.pick("data.name", cfg.data.name, choices.DATASETS, DATAMODULES)
 
 
-def build_datamodule(cfg: DictConfig) -> TaskDataModule:
+def build_datamodule(cfg: DictConfig) -> WindowDataModule:
     kwargs = OmegaConf.to_container(cfg.data, resolve=True)
     del kwargs["name"]  # chose the class
     return datamodule_class(cfg)(**kwargs, seed=cfg.seed)

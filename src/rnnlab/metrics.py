@@ -74,10 +74,10 @@ HPARAMS_METRICS = (
 
 def times_better(value: float | None, baseline: float | None) -> str | None:
     """``value`` against a baseline in words, lower being better: "9940x better" (baseline over
-    value), "1.5x better", "1.2x worse"; None when either is missing or zero."""
+    value), "1.5x better", "1.21x worse"; None when either is missing or zero."""
     if not (value and baseline):
         return None
     ratio = baseline / value
     word = "better" if ratio >= 1 else "worse"
     ratio = max(ratio, 1 / ratio)
-    return f"{ratio:.0f}x {word}" if ratio >= 10 else f"{ratio:.2g}x {word}"
+    return f"{ratio:.0f}x {word}" if ratio >= 10 else f"{ratio:.3g}x {word}"

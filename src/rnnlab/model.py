@@ -110,13 +110,15 @@ class Forecaster(CheapHookName, L.LightningModule):
         choices.check_choice("model.scheduler", scheduler, choices.SCHEDULERS)
         choices.check_choice("model.init", init, choices.INITS)
         self.save_hyperparameters()
+        # Drawn before the cells build their own layers, which draw different amounts each.
+        init_seed = None if init == "native" else int(torch.randint(2**62, ()).item())
         self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity, compile)
         readout_cls = choices.pick(
             "model.readout", readout, choices.READOUTS, (LinearReadout, ConcatReadout)
         )
         self.readout = readout_cls(hidden_size, input_size, output_size, readout_activation)
-        if init != "native":
-            self._initialize(init)
+        if init_seed is not None:
+            self._initialize(init, torch.Generator().manual_seed(init_seed))
         # "the next point equals the last one": a baseline only where the model predicts its input
         self.persistence = output_size == input_size
 
@@ -130,12 +132,11 @@ class Forecaster(CheapHookName, L.LightningModule):
         self._train_loss_sum = torch.zeros(())
         self._train_count = 0
 
-    def _initialize(self, scheme: str) -> None:
+    def _initialize(self, scheme: str, generator: torch.Generator) -> None:
         """Re-draw the cell (``scheme``, rnnlab.cells.initialize) and then the readout (nn.Linear's
         own U(+-1/sqrt(fan_in))) from one generator seeded from the global seed: every cell draws
         the same numbers in nn.RNN's order, so cells built with the same seed start alike, and
         their readouts too. ``native`` draws nothing here, which keeps its runs as they were."""
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
         initialize(self.cell, scheme, generator)
         with torch.no_grad():
             bound = self.readout.linear.in_features**-0.5

@@ -59,7 +59,8 @@ class EmptyStep(CheapHookName, L.LightningModule):
     Forecaster's do (the same ``CheapHookName``).
 
     It validates just enough for the project's callbacks to run as in a real fit: ``val/mse``
-    for the checkpoints, ``cell`` and ``hparams.nonlinearity`` for the hidden-state health.
+    for the checkpoints, ``cell``, ``readout`` and ``hparams`` for the health and gradient-flow
+    callbacks.
     """
 
     def __init__(self, forecaster: Forecaster, cfg: DictConfig) -> None:
@@ -71,6 +72,10 @@ class EmptyStep(CheapHookName, L.LightningModule):
     @property
     def cell(self) -> torch.nn.Module:
         return self.forecaster.cell
+
+    @property
+    def readout(self) -> torch.nn.Module:
+        return self.forecaster.readout
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         return empty_loss(self.forecaster)
