@@ -145,7 +145,7 @@ def test_hidden_state_health_numbers():
     [
         # the choice of group first, so a cut-off name still shows the cell
         (["model.nonlinearity=relu", "model=concat"], "_model=concat,model.nonlinearity=relu"),
-        (["data.seq_len=8", "model=torch", "+trainer.x=1"], "_model=torch,+trainer.x=1,data.seq_len=8"),  # noqa: E501
+        (["seed=2", "data.seq_len=8", "model=torch"], "_model=torch,seed=2,data.seq_len=8"),
         (["seed=3", "resume=null", "logger.histograms=true"], "_seed=3"),  # no effect on results
         ([], ""),  # no overrides: outputs/<date>/<time>, no trailing "_"
     ],

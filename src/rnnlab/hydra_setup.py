@@ -21,13 +21,15 @@ JOB_NAME, HELP = "rnnlab.job_name", "rnnlab.help"
 
 
 def job_name(overrides: Sequence[str], exclude: Sequence[str], prefix: str = "_") -> str:
-    """``<prefix><overrides>``: groups first, then keys A-Z, as ``key=value`` joined by commas
-    (the same lines as Hydra's override_dirname); nothing at all without overrides."""
+    """``<prefix><overrides>``: the choices of config groups first (``model=concat``), then the
+    other keys A-Z, as ``key=value`` joined by commas (the same lines as Hydra's
+    override_dirname); nothing at all without overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     kept = [o for o in parsed if o.key_or_group not in exclude]
-    kept.sort(key=lambda o: ("." in o.key_or_group, o.input_line))
+    groups = (*schema.CLOSED_SECTIONS, "trainer")  # config groups that are sections: model=...
+    kept.sort(key=lambda o: (o.key_or_group not in groups, "." in o.key_or_group, o.input_line))
     name = ",".join(str(o.input_line) for o in kept)
     return f"{prefix}{name}" if name else ""
 

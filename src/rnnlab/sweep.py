@@ -86,8 +86,22 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     ]
 
 
-def _vs_persistence(job: Job) -> str:
-    return M.times_better(job.metric(M.TEST_MSE), job.metric(M.PERSISTENCE_MSE)) or NA
+#: Baselines the tables compare each job's test MSE with, and their column names.
+BASELINES = (
+    (M.PERSISTENCE_MSE, "vs persistence"),
+    (M.MEAN_MSE, "vs mean"),
+    (M.LINEAR_MSE, "vs linear"),
+)
+
+
+def _baselines(jobs: list[Job]) -> list[tuple[str, str]]:
+    """The baselines some job of the sweep has (persistence or mean, and linear)."""
+    return [(m, name) for m, name in BASELINES if any(j.metric(m) is not None for j in jobs)]
+
+
+def _versus(job: Job, baselines: list[tuple[str, str]]) -> list[str]:
+    test = job.metric(M.TEST_MSE)
+    return [M.times_better(test, job.metric(m)) or NA for m, _ in baselines]
 
 
 def _setting_text(job: Job, keys: list[str]) -> str:
@@ -125,6 +139,8 @@ def factor_effects(jobs: list[Job], factor: str) -> list[list[Any]]:
 def markdown(jobs: list[Job], title: str) -> str:
     """The readable summary: counts, what the sweep shows, and every job best first."""
     factors = swept_factors(jobs)
+    baselines = _baselines(jobs)
+    versus = [name for _, name in baselines]
     fixed = [k for k in override_keys(jobs) if k not in factors]
     counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(j.status == s for j in jobs)))
     lines = [f"# Sweep {title}", "", f"{len(jobs)} jobs: {counts or 'none yet'}."]
@@ -133,8 +149,8 @@ def markdown(jobs: list[Job], title: str) -> str:
         lines.append(f"Every job: {same}.")
     lines += [
         f"Ranked by `{RANK_BY}` (the sweep's objective); test numbers are for reading, "
-        "not for choosing. `vs persistence`: how many times lower the test MSE is than "
-        "predicting the last point again.",
+        "not for choosing. `vs persistence`, `vs mean`, `vs linear`: the test MSE against "
+        "predicting the last point again, the mean target, and least squares on the window.",
         "",
         "## What the sweep shows",
         "",
@@ -143,7 +159,8 @@ def markdown(jobs: list[Job], title: str) -> str:
     for cell in value_order(job.cell for job in jobs):
         best = ranked([job for job in jobs if job.cell == cell])[0]
         if best.status != "ok":
-            best_rows.append([cell, "(no finished job)", best.status, NA, NA, NA])
+            missing = [NA] * (2 + len(versus))
+            best_rows.append([cell, "(no finished job)", best.status, *missing])
             continue
         best_rows.append(
             [
@@ -152,11 +169,11 @@ def markdown(jobs: list[Job], title: str) -> str:
                 best.status,
                 _fmt(best.metric(RANK_BY)),
                 _fmt(best.metric(M.TEST_MSE)),
-                _vs_persistence(best),
+                *_versus(best, baselines),
             ]
         )
     lines += ["Best configuration per cell:", ""]
-    header = ["cell", "configuration", "status", RANK_BY, M.TEST_MSE, "vs persistence"]
+    header = ["cell", "configuration", "status", RANK_BY, M.TEST_MSE, *versus]
     lines += [*_table(header, best_rows), ""]
     if factors:
         lines += [
@@ -176,7 +193,7 @@ def markdown(jobs: list[Job], title: str) -> str:
         M.TEST_MSE,
         M.TEST_MAE,
         M.TEST_ROLLOUT_MSE,
-        "vs persistence",
+        *versus,
         "epochs",
         "fit s",
         "params",
@@ -191,7 +208,7 @@ def markdown(jobs: list[Job], title: str) -> str:
             _fmt(job.metric(M.TEST_MSE)),
             _fmt(job.metric(M.TEST_MAE)),
             _fmt(job.metric(M.TEST_ROLLOUT_MSE)),
-            _vs_persistence(job),
+            *_versus(job, baselines),
             job.record.get("epochs", NA),
             _fmt(job.record.get("fit_seconds")),
             job.record.get("params", NA),

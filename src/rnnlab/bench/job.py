@@ -12,7 +12,7 @@ from typing import Any
 
 import lightning as L
 
-from rnnlab import figures
+from rnnlab import diagnostics, figures
 from rnnlab.bench.common import (
     StepClock,
     bare_trainer,
@@ -74,8 +74,9 @@ def job_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 def job_parts(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """What two of a job's features cost, each timed alone (model=scratch): one checkpoint
-    save, and drawing and encoding the four figures of a finished run."""
+    """What a job's features cost, each timed alone (model=scratch): one checkpoint save,
+    drawing and encoding the four figures of a finished run, and the gradient-flow diagnostics
+    (once at initialisation and after every epoch) at the default window and at L=64."""
     cfg = compose(["trainer.max_epochs=1", "trainer.enable_progress_bar=false"])
     L.seed_everything(cfg.seed, verbose=False)
     dm, model = build_datamodule(cfg), build_model(cfg)
@@ -94,10 +95,34 @@ def job_parts(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
             figures.to_png(fig)
         return time.perf_counter() - start
 
-    times = interleaved({"save": save, "figures": draw}, max(opts.reps, 3))
+    batch = next(iter(dm.val_dataloader()))
+    long_cfg = compose(["data.seq_len=64"])
+    long_model, long_dm = build_model(long_cfg), build_datamodule(long_cfg)
+    long_dm.setup("fit")
+    long_batch = next(iter(long_dm.val_dataloader()))
+
+    def diagnose(model: Any, batch: Any) -> Any:
+        def fn() -> float:
+            start = time.perf_counter()
+            diagnostics.diagnose(model, batch)
+            return time.perf_counter() - start
+
+        return fn
+
+    times = interleaved(
+        {
+            "save": save,
+            "figures": draw,
+            "diagnose": diagnose(model, batch),
+            "diagnose_64": diagnose(long_model, long_batch),
+        },
+        max(opts.reps, 3),
+    )
     return {
         "checkpoint_save_ms": 1e3 * median(times["save"]),
         "figures_s": median(times["figures"]),
+        "diagnostics_ms": 1e3 * median(times["diagnose"]),
+        "diagnostics_L64_ms": 1e3 * median(times["diagnose_64"]),
     }
 
 
@@ -124,5 +149,7 @@ def print_table(job: dict[str, Any]) -> None:
         " callbacks (the bench's clock aside) or figures"
         f"\n  timed alone: one checkpoint save {parts['checkpoint_save_ms']:.1f} ms (best.ckpt when"
         " val/mse improves, last.ckpt every epoch), the four figures "
-        f"{parts['figures_s']:.2f} s"
+        f"{parts['figures_s']:.2f} s, the gradient-flow diagnostics (per epoch, first validation"
+        f" batch) {parts['diagnostics_ms']:.1f} ms at the default L=4,"
+        f" {parts['diagnostics_L64_ms']:.1f} ms at L=64"
     )
