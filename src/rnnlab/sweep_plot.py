@@ -2,7 +2,8 @@
 
 One panel per cell and loss mode; along x the sweep's main numeric factor (sequence length
 first); one line per hidden size (colour) and nonlinearity (line style); log scales; the
-persistence baseline dotted; jobs that diverged or failed marked at the top of their panel.
+naive baseline dotted (persistence, or the mean on the adding problem); jobs that diverged or
+failed marked at the top of their panel.
 A sweep without a numeric factor gets a ranked dot chart instead.
 """
 
@@ -46,6 +47,13 @@ def _x_key(jobs: list[Job], numeric: list[str]) -> str:
     return (continuous or preferred or numeric)[0]
 
 
+def _naive_baseline(jobs: list[Job]) -> tuple[str, str]:
+    """The task's naive baseline: persistence for a forecast, else the mean (adding problem)."""
+    if any(j.metric(M.PERSISTENCE_MSE) is not None for j in jobs):
+        return M.PERSISTENCE_MSE, "persistence"
+    return M.MEAN_MSE, "mean"
+
+
 def _test_mse(job: Job) -> float | None:
     return job.metric(M.TEST_MSE) if job.status == "ok" else None
 
@@ -65,7 +73,8 @@ def _plot_panels(fig: Figure, jobs: list[Job], factors: list[str], x_key: str) -
     panels = [(cell, loss) for cell in cells for loss in losses]
     ncols = len(losses) if len(losses) > 1 else min(len(cells), 3)
     nrows = -(-len(panels) // ncols)
-    fig.set_size_inches(3.6 * ncols + 1.6, 2.8 * nrows + 0.8)
+    fig.set_size_inches(max(3.6 * ncols + 1.6, 7.0), 2.8 * nrows + 0.8)  # room for the title
+    baseline, baseline_name = _naive_baseline(jobs)
     axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).flat
     aggregated = False
     for (cell, loss), ax in zip(panels, axes, strict=False):  # panels first: ax stays
@@ -94,7 +103,7 @@ def _plot_panels(fig: Figure, jobs: list[Job], factors: list[str], x_key: str) -
         if bad:  # drawn at the top of the panel: x in data units, y in axes units
             top = ax.get_xaxis_transform()
             ax.plot(bad, [0.96] * len(bad), "x", color=FAIL_COLOR, transform=top, clip_on=False)
-        base = [v for j in panel if (v := j.metric(M.PERSISTENCE_MSE)) is not None]
+        base = [v for j in panel if (v := j.metric(baseline)) is not None]
         if base:
             ax.axhline(statistics.median(base), color="grey", linestyle=":", linewidth=1)
         ax.set_title(f"{cell}, loss={loss}", fontsize=10)
@@ -109,7 +118,7 @@ def _plot_panels(fig: Figure, jobs: list[Job], factors: list[str], x_key: str) -
     how = "median over the jobs at each point" if aggregated else "one job per point"
     fig.suptitle(f"{M.TEST_MSE} by {x_key} ({how}); lower is better", fontsize=11)
     fig.legend(
-        handles=_legend(colors, styles, color_of),
+        handles=_legend(colors, styles, color_of, baseline_name),
         loc="outside right center",
         fontsize=8,
         frameon=False,
@@ -157,7 +166,7 @@ def _format_x(ax, xs: list[float], points_only: bool) -> None:
         ax.minorticks_off()
 
 
-def _legend(colors: list, styles: list, color_of: dict) -> list[Line2D]:
+def _legend(colors: list, styles: list, color_of: dict, baseline: str) -> list[Line2D]:
     handles = []
     if colors != [None]:
         handles += [
@@ -169,7 +178,7 @@ def _legend(colors: list, styles: list, color_of: dict) -> list[Line2D]:
             for i, s in enumerate(styles)
         ]
     handles += [
-        Line2D([], [], color="grey", linestyle=":", label="persistence"),
+        Line2D([], [], color="grey", linestyle=":", label=baseline),
         Line2D([], [], color=FAIL_COLOR, marker="x", linestyle="none", label="diverged/failed"),
     ]
     return handles
@@ -190,9 +199,10 @@ def _plot_ranking(fig: Figure, jobs: list[Job], factors: list[str]) -> None:
     for y, (job, value) in enumerate(zip(order, values, strict=True)):
         if value is None:
             ax.text(0.01, y, job.status, transform=ax.get_yaxis_transform(), color=FAIL_COLOR)
-    base = [v for j in jobs if (v := j.metric(M.PERSISTENCE_MSE)) is not None]
+    baseline, baseline_name = _naive_baseline(jobs)
+    base = [v for j in jobs if (v := j.metric(baseline)) is not None]
     if base:
-        ax.axvline(statistics.median(base), color="grey", linestyle=":", label="persistence")
+        ax.axvline(statistics.median(base), color="grey", linestyle=":", label=baseline_name)
         ax.legend(fontsize=8)
     ax.set_yticks(range(len(order)), labels, fontsize=8)
     ax.invert_yaxis()
