@@ -14,6 +14,7 @@ from rnnlab.metrics import times_better
         (3.0, 2.0, "1.5x worse"),
         (1.0, 1.0, "1x better"),
         (0.164, 0.162, "1.01x worse"),  # close to a baseline: not rounded to "1x"
+        (9.6e-07, 1.08e-12, "8.9e+05x worse"),  # far from it: no seven-digit factor
     ],
 )
 def test_times_better_says_better_or_worse(value, baseline, words):

@@ -130,7 +130,9 @@ def grad_flow_figure(norms: list[float], label: str = "", when: str = "") -> Fig
         f"gradient reaching each step of the window, {when}", label, "||dL/dh_t||", "t (step)"
     )
     steps = range(1, len(norms) + 1)
-    ax.semilogy(steps, [max(n, 1e-30) for n in norms], marker="o", ms=3, color="tab:purple")
+    # a step with no gradient at all (the concat readout reads h_{t-1}, not h_t) is left out
+    shown = [n if n > 0 else float("nan") for n in norms]
+    ax.semilogy(steps, shown, marker="o", ms=3, color="tab:purple")
     ax.yaxis.set_minor_locator(NullLocator())
     return fig
 

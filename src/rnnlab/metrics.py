@@ -72,6 +72,10 @@ HPARAMS_METRICS = (
 )
 
 
+#: The final numbers computed after testing, outside Lightning's logging (rnnlab.experiment).
+AFTER_TEST = (TEST_ROLLOUT_MSE, LINEAR_MSE, VAL_LINEAR_MSE, MEAN_MSE)
+
+
 def times_better(value: float | None, baseline: float | None) -> str | None:
     """``value`` against a baseline in words, lower being better: "9940x better" (baseline over
     value), "1.5x better", "1.21x worse"; None when either is missing or zero."""
@@ -80,4 +84,5 @@ def times_better(value: float | None, baseline: float | None) -> str | None:
     ratio = baseline / value
     word = "better" if ratio >= 1 else "worse"
     ratio = max(ratio, 1 / ratio)
-    return f"{ratio:.0f}x {word}" if ratio >= 10 else f"{ratio:.3g}x {word}"
+    shown = f"{ratio:.3g}" if ratio < 10 else f"{ratio:.0f}" if ratio < 1e4 else f"{ratio:.2g}"
+    return f"{shown}x {word}"

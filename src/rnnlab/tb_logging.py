@@ -346,17 +346,17 @@ def log_final_results(
     """Write this job's HParams session: its hyperparameters and, as metrics, the scalar tags
     of ``M.HPARAMS_METRICS``, whose last values TensorBoard shows (no ``-1`` placeholder).
 
-    The metrics Lightning logged during fit and test are already scalars; the rollout MSE is
-    computed after testing and is written here, at the last step. Nothing is written at step
-    0, which would put a stray point at the start of every curve.
+    The metrics Lightning logged during fit and test are already scalars; the rollout MSE and
+    the data baselines are computed after testing and are written here, at the last step.
+    Nothing is written at step 0, which would put a stray point at the start of every curve.
 
     TensorBoard's table shows five hyperparameter columns at first, those marked ``differs``
     before the rest: ``varied`` names the ones this job set on its command line, which in a
     sweep are the ones being compared.
     """
-    rollout = result.get(M.TEST_ROLLOUT_MSE)
-    if rollout is not None:
-        logger.log_metrics({M.TEST_ROLLOUT_MSE: rollout}, step=step)
+    after_test = {k: v for k in M.AFTER_TEST if (v := result.get(k)) is not None}
+    if after_test:
+        logger.log_metrics(after_test, step=step)
     session = plugin_data_pb2.SessionStartInfo()
     infos = [_hparam(session, k, v, differs=k in varied) for k, v in params.items()]
     # Every job declares the same metric columns, filled or not; the table shows five at first.
