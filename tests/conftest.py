@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from rnnlab import hydra_setup
+from rnnlab import choices, hydra_setup
 
 hydra_setup.register()  # as train.py does before Hydra composes conf/
 
@@ -47,3 +47,27 @@ def run_train(*args: str, cwd: Path | None = None, env: dict | None = None, time
         text=True,
         timeout=timeout,
     )
+
+
+#: The default runs, by the command line after ``python train.py``: each cell's, and the same
+#: with each cell's own initialisation (``model.init=native``, the default before ``torch``).
+DEFAULT_RUNS = tuple(
+    f"model={cell}{init}" for init in ("", " model.init=native") for cell in choices.CELLS
+)
+
+
+def default_run(command: str, out: Path):
+    """``python train.py <command>`` in its own directory under ``out``: (process, run dir)."""
+    run_dir = out / command.replace(" ", "_").replace("=", "-")
+    return run_train(*command.split(), f"hydra.run.dir={run_dir}"), run_dir
+
+
+@pytest.fixture(scope="session")
+def default_runs(tmp_path_factory):
+    """The default runs, made once for the session, two at a time (each is one thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path_factory.mktemp("default_runs")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = pool.map(lambda command: (command, default_run(command, out)), DEFAULT_RUNS)
+        return dict(runs)

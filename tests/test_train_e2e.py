@@ -9,8 +9,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("model", ["scratch", "concat", "torch"])
-def test_default_run_beats_persistence_50x(model, tmp_path):
-    proc = run_train(f"model={model}", f"hydra.run.dir={tmp_path}")
+def test_default_run_beats_persistence_50x(model, default_runs):
+    proc, tmp_path = default_runs[f"model={model}"]  # the golden test's runs, made once
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "ok"
