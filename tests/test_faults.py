@@ -22,6 +22,7 @@ TINY = (
     "trainer.max_epochs=2",
     "trainer.deterministic=true",
     "trainer.enable_progress_bar=false",
+    "logger.figures=false",  # 0.8 s a run; tests/test_figures.py and test_tensorboard.py draw them
 )
 COMPARED = ("val/mse_best", "val/mse", "test/mse", "test/mae", "test/rollout_mse")
 
