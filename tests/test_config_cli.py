@@ -87,3 +87,36 @@ def test_help_and_cfg_still_work():
     assert "model_defaults" not in helped.stdout
     shown = run_train("model=concat", "--cfg", "job")
     assert shown.returncode == 0 and "cell: concat" in shown.stdout
+
+
+def count_validations(tmp_path, *args: str) -> list[str]:
+    """Run train.py in a real process with ``rnnlab.checks.validate`` counted; returns the
+    process's last stdout line: ``validated N``."""
+    script = (
+        "import runpy, sys\n"
+        "import rnnlab.checks, rnnlab.experiment, rnnlab.hydra_callbacks\n"
+        "calls = []\n"
+        "real = rnnlab.checks.validate\n"
+        "def counted(cfg):\n"
+        "    calls.append(1)\n"
+        "    return real(cfg)\n"
+        "rnnlab.hydra_callbacks.validate = rnnlab.experiment.validate = counted\n"
+        f"sys.argv = ['train.py', *{list(args)!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n"
+        "finally:\n"
+        "    print('validated', len(calls))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_each_job_is_validated_once(tmp_path):
+    tiny = ["data.n_points=200", "trainer.max_epochs=1", "logger.figures=false"]
+    single = count_validations(tmp_path, *tiny, f"hydra.run.dir={tmp_path}/run")
+    assert single == "validated 1"  # by the Hydra callback, before the run directory exists
+    sweep = count_validations(
+        tmp_path, "-m", "model=scratch,torch", *tiny, f"hydra.sweep.dir={tmp_path}/sweep"
+    )
+    assert sweep == "validated 2"  # each job once, up front; none again inside the jobs
