@@ -84,6 +84,7 @@ def test_help_and_cfg_still_work():
     # what every key means, from the schema, and the launchers a sweep can use
     assert "model.hidden_size" in helped.stdout and "hidden units per layer" in helped.stdout
     assert "joblib" in helped.stdout and "submitit_slurm" in helped.stdout
+    assert "(data=adding)" in helped.stdout and "data.n_train" in helped.stdout  # every task
     assert "model_defaults" not in helped.stdout
     shown = run_train("model=concat", "--cfg", "job")
     assert shown.returncode == 0 and "cell: concat" in shown.stdout

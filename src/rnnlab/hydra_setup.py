@@ -15,9 +15,11 @@ from collections.abc import Sequence
 
 from omegaconf import OmegaConf
 
-from rnnlab import internals, schema
+from rnnlab import choices, internals, schema
 
 JOB_NAME, HELP = "rnnlab.job_name", "rnnlab.help"
+#: The config's sections; each that is also a config group is chosen by ``<section>=<option>``.
+SECTIONS = (*schema.CLOSED_SECTIONS, "trainer")
 
 
 def job_name(overrides: Sequence[str], exclude: Sequence[str], prefix: str = "_") -> str:
@@ -28,16 +30,15 @@ def job_name(overrides: Sequence[str], exclude: Sequence[str], prefix: str = "_"
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     kept = [o for o in parsed if o.key_or_group not in exclude]
-    groups = (*schema.CLOSED_SECTIONS, "trainer")  # config groups that are sections: model=...
-    kept.sort(key=lambda o: (o.key_or_group not in groups, "." in o.key_or_group, o.input_line))
+    kept.sort(key=lambda o: (o.key_or_group not in SECTIONS, "." in o.key_or_group, o.input_line))
     name = ",".join(str(o.input_line) for o in kept)
     return f"{prefix}{name}" if name else ""
 
 
-def _section_help(section: str) -> list[str]:
+def _section_help(section: str, dataset: str = choices.DATASETS[0]) -> list[str]:
     return [
         f"  {section + '.' + key:<31} {text}"
-        for key, text in schema.help_of(section).items()
+        for key, text in schema.help_of(section, dataset).items()
         if text
     ]
 
@@ -46,8 +47,12 @@ def help_text() -> str:
     """Hydra's help template for train.py; Hydra fills in ``$APP_CONFIG_GROUPS`` and
     ``$CONFIG``. ``$$`` is a literal dollar for Hydra's ``string.Template``."""
     launchers = ", ".join(internals.group_options("hydra/launcher"))
-    sections = (*schema.CLOSED_SECTIONS, "trainer")
-    top = [f"  {k:<31} {v}" for k, v in schema.help_of("").items() if k not in sections]
+    top = [f"  {k:<31} {v}" for k, v in schema.help_of("").items() if k not in SECTIONS]
+    data = [
+        line
+        for dataset in choices.DATASETS
+        for line in (f"  (data={dataset})", *_section_help("data", dataset))
+    ]
     lines = [
         "rnnlab: train vanilla RNNs on [sin, cos] windows and compare them.",
         "",
@@ -61,7 +66,7 @@ def help_text() -> str:
         "",
         "== Keys ==",
         *_section_help("model"),
-        *_section_help("data"),
+        *data,
         *_section_help("logger"),
         f"  {'trainer.*':<31} any lightning.Trainer argument (defaults: conf/trainer/default.yaml)",
         *top,
