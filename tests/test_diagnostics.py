@@ -51,7 +51,9 @@ def test_grad_norm_by_step_equals_an_independent_autograd_computation(
         readout="concat" if cell == "concat" else "linear",
     )
     x, y = torch.randn(5, 7, 2), torch.randn(5, 7, 2)
+    rng = torch.get_rng_state()
     got = diagnostics.grad_norm_by_step(model, x, y)
+    assert torch.equal(torch.get_rng_state(), rng)  # builds nothing that would draw from it
     want = independent_grad_norms(model, x, y)
     assert len(got) == 7
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9)

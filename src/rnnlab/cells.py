@@ -72,6 +72,11 @@ _RNN_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+def rnn_layer(rnn: nn.RNN, k: int) -> tuple[nn.Parameter, ...]:
+    """nn.RNN's parameters of layer ``k``, in its order: weight_ih, weight_hh, bias_ih, bias_hh."""
+    return tuple(getattr(rnn, f"{name}_l{k}") for name in _RNN_WEIGHTS)
+
+
 class Cell(nn.Module):
     """What every cell shares: ``nn.RNN``'s constructor checks and its per-layer weights.
 
@@ -116,7 +121,7 @@ class Cell(nn.Module):
             raise ValueError("from_torch supports unidirectional nn.RNN with bias, no projection")
         cell = cls(rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity)
         for k in range(rnn.num_layers):
-            cell.set_layer_weights(k, *(getattr(rnn, f"{name}_l{k}") for name in _RNN_WEIGHTS))
+            cell.set_layer_weights(k, *rnn_layer(rnn, k))
         return cell
 
     def to_torch(self) -> nn.RNN:
@@ -126,8 +131,8 @@ class Cell(nn.Module):
         rnn.to(next(self.parameters()))  # this cell's device and dtype
         with torch.no_grad():
             for k in range(self.num_layers):
-                for name, w in zip(_RNN_WEIGHTS, self.layer_weights(k), strict=True):
-                    getattr(rnn, f"{name}_l{k}").copy_(w)
+                for param, w in zip(rnn_layer(rnn, k), self.layer_weights(k), strict=True):
+                    param.copy_(w)
         return rnn
 
 
@@ -255,14 +260,14 @@ class TorchRNN(Cell):
         return self.rnn(x, h0)
 
     def layer_weights(self, k: int) -> Weights:
-        return tuple(getattr(self.rnn, f"{name}_l{k}").detach() for name in _RNN_WEIGHTS)
+        return tuple(param.detach() for param in rnn_layer(self.rnn, k))
 
     @torch.no_grad()
     def set_layer_weights(
         self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
     ) -> None:
-        for name, w in zip(_RNN_WEIGHTS, (w_ih, w_hh, b_ih, b_hh), strict=True):
-            getattr(self.rnn, f"{name}_l{k}").copy_(w)
+        for param, w in zip(rnn_layer(self.rnn, k), (w_ih, w_hh, b_ih, b_hh), strict=True):
+            param.copy_(w)
 
 
 def initialize(cell: Cell, scheme: str, generator: torch.Generator) -> None:

@@ -19,17 +19,11 @@ from torch import nn
 from rnnlab import metrics as M
 
 
-def recurrent_weights(cell: nn.Module) -> list[torch.Tensor]:
-    """``W_hh`` of each layer, in nn.RNN's layout (through ``cell.to_torch()``)."""
-    rnn = cell.to_torch()
-    return [getattr(rnn, f"weight_hh_l{k}").detach() for k in range(rnn.num_layers)]
-
-
 def spectra(cell: nn.Module) -> dict[str, list[float]]:
     """Spectral radius and largest singular value of each layer's ``W_hh`` (float64)."""
     radius, sigma = [], []
-    for w in recurrent_weights(cell):
-        w = w.double().cpu()
+    for k in range(cell.num_layers):
+        w = cell.layer_weights(k)[1].double().cpu()  # W_hh, in nn.RNN's layout
         radius.append(torch.linalg.eigvals(w).abs().max().item())
         sigma.append(torch.linalg.matrix_norm(w, ord=2).item())
     return {M.SPECTRAL_RADIUS: radius, M.SIGMA_MAX: sigma}
@@ -39,33 +33,30 @@ def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> lis
     """``||dL/dh_t||`` for every step t of the window, for the top layer's hidden state, where
     L is the MSE of the prediction at the last step (the last-step loss).
 
-    The window is run again step by step with the cell's own weights (``to_torch()``), keeping
-    each ``h_t`` so that autograd can report the total derivative through every later step,
-    not only through the readout. The norm is over the batch and the hidden units.
+    The window is run again step by step with the cell's own weights (``layer_weights``, in
+    nn.RNN's layout), keeping each ``h_t`` so that autograd can report the total derivative
+    through every later step, not only through the readout. The norm is over the batch and the
+    hidden units.
     """
-    rnn = model.cell.to_torch().to(x.device)
-    act = getattr(torch, rnn.nonlinearity)  # torch.tanh or torch.relu, as in the cells
+    cell = model.cell
     inputs, states = x, []
     # Callers may sit in Lightning's no-grad or inference-mode evaluation loop.
     with torch.inference_mode(False), torch.enable_grad():
-        for k in range(rnn.num_layers):
-            # the copy's own parameters: they make every h_t part of the graph, and the
-            # model's parameters (and their .grad) are not touched
-            w_ih, w_hh, b_ih, b_hh = (
-                getattr(rnn, f"{name}_l{k}")
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            )
-            h = x.new_zeros(len(x), rnn.hidden_size)
+        for k in range(cell.num_layers):
+            w_ih, w_hh, b_ih, b_hh = cell.layer_weights(k)  # detached: the model's .grad stays
+            top = k == cell.num_layers - 1
+            # a zero start that requires grad puts the top layer's every h_t in the graph
+            h = x.new_zeros(len(x), cell.hidden_size).requires_grad_(top)
             outputs = []
             for x_t in inputs.unbind(1):
-                h = act(x_t @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+                h = cell.act(x_t @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
                 outputs.append(h)
             states = outputs
-            inputs = torch.stack(outputs, 1).detach() if k < rnn.num_layers - 1 else None
+            inputs = torch.stack(outputs, 1)
         h_prev = states[-2] if len(states) > 1 else torch.zeros_like(states[-1])
         prediction = model.readout(x[:, -1], h_prev, states[-1])
         loss = nn.functional.mse_loss(prediction, y[:, -1])
-        # autograd.grad, not backward: the model's own .grad (mid-training) stays untouched.
+        # autograd.grad, not backward: the readout's .grad (mid-training) stays untouched.
         # The concat readout predicts from h_{t-1}: there the last state gets no gradient.
         grads = torch.autograd.grad(loss, states, allow_unused=True)
     return [0.0 if g is None else torch.linalg.vector_norm(g).item() for g in grads]

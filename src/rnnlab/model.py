@@ -108,9 +108,9 @@ class Forecaster(CheapHookName, L.LightningModule):
         output_size = input_size if output_size is None else output_size
         choices.check_choice("model.loss", loss, choices.LOSS_MODES)
         choices.check_choice("model.scheduler", scheduler, choices.SCHEDULERS)
-        choices.check_choice("model.init", init, choices.INITS)
         self.save_hyperparameters()
-        # Drawn before the cells build their own layers, which draw different amounts each.
+        # Drawn before the cells build their own layers, which draw different amounts each;
+        # rnnlab.cells.initialize checks the scheme's name.
         init_seed = None if init == "native" else int(torch.randint(2**62, ()).item())
         self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity, compile)
         readout_cls = choices.pick(

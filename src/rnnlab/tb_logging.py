@@ -48,12 +48,14 @@ def _epoch_step(trainer: L.Trainer) -> int:
     return max(trainer.global_step - 1, 0)
 
 
-def _log_epoch_scalars(trainer: L.Trainer, values: dict[str, torch.Tensor]) -> None:
-    """Write straight to the loggers at the epoch's step: ``self.log`` costs about 1 ms a
-    call here, more than a training step."""
+def _log_epoch_scalars(
+    trainer: L.Trainer, values: dict[str, Any], step: int | None = None
+) -> None:
+    """Write straight to the loggers at the epoch's step (or ``step``): ``self.log`` costs
+    about 1 ms a call here, more than a training step."""
     scalars = {name: float(value) for name, value in values.items()}
     for logger in trainer.loggers:
-        logger.log_metrics(scalars, step=_epoch_step(trainer))
+        logger.log_metrics(scalars, step=_epoch_step(trainer) if step is None else step)
 
 
 class GradNormMonitor(Callback):
@@ -133,7 +135,8 @@ class GradientFlow(Callback):
     def measure(
         self, trainer: L.Trainer, pl_module: L.LightningModule, step: int, draw: bool
     ) -> dict[str, Any]:
-        if self.batch is None:
+        """Measure, log and (``draw``) draw; only rank 0 does, which alone logs and writes."""
+        if self.batch is None or not trainer.is_global_zero:
             return {}
         self.last = diagnostics.diagnose(pl_module, self.batch)
         norms = self.last[M.GRAD_NORM_BY_STEP]
@@ -141,9 +144,7 @@ class GradientFlow(Callback):
         for k, radius in enumerate(self.last[M.SPECTRAL_RADIUS]):
             scalars[f"{M.SPECTRAL_RADIUS}_l{k}"] = radius
             scalars[f"{M.SIGMA_MAX}_l{k}"] = self.last[M.SIGMA_MAX][k]
-        tagged = {M.diagnostics_tag(k): v for k, v in scalars.items()}
-        for logger in trainer.loggers if trainer.is_global_zero else ():
-            logger.log_metrics(tagged, step=step)
+        _log_epoch_scalars(trainer, {M.diagnostics_tag(k): v for k, v in scalars.items()}, step)
         writer = _writer(trainer)
         if draw and self.figures and writer is not None:
             title = f"step {step}" if step else "at initialisation"
