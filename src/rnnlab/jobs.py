@@ -153,3 +153,16 @@ def ranked(jobs: list[Job]) -> list[Job]:
         return (STATUSES.index(job.status), value is None, value or 0.0, job.num)
 
     return sorted(jobs, key=key)
+
+
+#: The baselines a job's test MSE is shown against: the task's naive one first (persistence for
+#: a forecast, the mean on the adding problem), then least squares on the window.
+NAIVE_BASELINES = ((M.PERSISTENCE_MSE, "persistence"), (M.MEAN_MSE, "mean"))
+BASELINES = (*NAIVE_BASELINES, (M.LINEAR_MSE, "linear"))
+
+
+def present_baselines(
+    jobs: list[Job], table: tuple[tuple[str, str], ...] = BASELINES
+) -> list[tuple[str, str]]:
+    """The ``(metric, name)`` of each baseline of ``table`` that some job has."""
+    return [(m, name) for m, name in table if any(j.metric(m) is not None for j in jobs)]

@@ -23,6 +23,7 @@ from rnnlab.jobs import (
     as_number,
     collect,
     override_keys,
+    present_baselines,
     ranked,
     swept_factors,
     value_order,
@@ -86,19 +87,6 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     ]
 
 
-#: Baselines the tables compare each job's test MSE with, and their column names.
-BASELINES = (
-    (M.PERSISTENCE_MSE, "vs persistence"),
-    (M.MEAN_MSE, "vs mean"),
-    (M.LINEAR_MSE, "vs linear"),
-)
-
-
-def _baselines(jobs: list[Job]) -> list[tuple[str, str]]:
-    """The baselines some job of the sweep has (persistence or mean, and linear)."""
-    return [(m, name) for m, name in BASELINES if any(j.metric(m) is not None for j in jobs)]
-
-
 def _versus(job: Job, baselines: list[tuple[str, str]]) -> list[str]:
     test = job.metric(M.TEST_MSE)
     return [M.times_better(test, job.metric(m)) or NA for m, _ in baselines]
@@ -139,8 +127,8 @@ def factor_effects(jobs: list[Job], factor: str) -> list[list[Any]]:
 def markdown(jobs: list[Job], title: str) -> str:
     """The readable summary: counts, what the sweep shows, and every job best first."""
     factors = swept_factors(jobs)
-    baselines = _baselines(jobs)
-    versus = [name for _, name in baselines]
+    baselines = present_baselines(jobs)
+    versus = [f"vs {name}" for _, name in baselines]
     fixed = [k for k in override_keys(jobs) if k not in factors]
     counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(j.status == s for j in jobs)))
     lines = [f"# Sweep {title}", "", f"{len(jobs)} jobs: {counts or 'none yet'}."]

@@ -17,7 +17,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from rnnlab import metrics as M
-from rnnlab.jobs import MANY_VALUES, Job, as_number, ranked, swept_factors, value_order
+from rnnlab.jobs import (
+    MANY_VALUES,
+    NAIVE_BASELINES,
+    Job,
+    as_number,
+    present_baselines,
+    ranked,
+    swept_factors,
+    value_order,
+)
 
 #: Which numeric factor goes along x, in order of preference.
 PREFERRED_X = ("data.seq_len", "model.hidden_size", "model.num_layers", "model.lr")
@@ -49,9 +58,7 @@ def _x_key(jobs: list[Job], numeric: list[str]) -> str:
 
 def _naive_baseline(jobs: list[Job]) -> tuple[str, str]:
     """The task's naive baseline: persistence for a forecast, else the mean (adding problem)."""
-    if any(j.metric(M.PERSISTENCE_MSE) is not None for j in jobs):
-        return M.PERSISTENCE_MSE, "persistence"
-    return M.MEAN_MSE, "mean"
+    return next(iter(present_baselines(jobs, NAIVE_BASELINES)), NAIVE_BASELINES[-1])
 
 
 def _test_mse(job: Job) -> float | None:
