@@ -38,17 +38,25 @@ def recur(
     act: Callable[[torch.Tensor], torch.Tensor],
     step: Step | None = None,
 ) -> torch.Tensor:
-    """Run ``h_t = act(x_proj_t + h_{t-1} @ w_hh_t)`` over time; returns ``(B, L, H)``.
+    """Run ``h_t = act(x_proj_t + h_{t-1} @ w_hh_t)`` over time; returns ``(B, L, H)``
+    (``(R, B, L, H)`` for R replicas' stacked ``(R, B, L, H)`` projections and ``(R, H, H)``
+    weights).
 
     The input projection is computed once for the whole sequence by the caller; iterating
     with ``unbind`` keeps each step's backward O(1) (indexing ``x[:, t]`` makes it O(L)).
     ``step``, when given, computes one time step instead (the compiled path).
     """
     outputs = []
-    for x_t in x_proj.unbind(1):
-        h = act(torch.addmm(x_t, h, w_hh_t)) if step is None else step(x_t, h, w_hh_t)
+    for x_t in x_proj.unbind(-2):
+        h = act(_matmul_add(x_t, h, w_hh_t)) if step is None else step(x_t, h, w_hh_t)
         outputs.append(h)
-    return torch.stack(outputs, 1)
+    return torch.stack(outputs, -2)
+
+
+def _matmul_add(bias: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``bias + h @ w`` in one kernel: ``addmm`` for one network, ``baddbmm`` for replicas
+    stacked on a leading dimension (rnnlab.replica_net)."""
+    return torch.addmm(bias, h, w) if h.dim() == 2 else torch.baddbmm(bias, h, w)
 
 
 @functools.cache
@@ -61,7 +69,7 @@ def compiled_step(nonlinearity: str) -> Step:
     act = _activation(nonlinearity)
 
     def step(x_t: torch.Tensor, h: torch.Tensor, w_hh_t: torch.Tensor) -> torch.Tensor:
-        return act(torch.addmm(x_t, h, w_hh_t))
+        return act(_matmul_add(x_t, h, w_hh_t))
 
     return torch.compile(step)
 
@@ -104,9 +112,17 @@ class Cell(nn.Module):
         """Create the parameters."""
         raise NotImplementedError
 
+    @classmethod
+    def layout(cls, param: Callable[[str], torch.Tensor], k: int, hidden_size: int) -> Weights:
+        """Layer ``k``'s ``(w_ih, w_hh, b_ih, b_hh)`` in nn.RNN's shapes, read from this cell's
+        parameters by name (``param("layers.0.ih.weight")``). The one map from a cell's
+        parametrisation to nn.RNN's: also for replicas' stacked parameters, whose leading
+        dimension it keeps (rnnlab.replica_net)."""
+        raise NotImplementedError
+
     def layer_weights(self, k: int) -> Weights:
         """Layer ``k``'s ``(w_ih, w_hh, b_ih, b_hh)`` in nn.RNN's shapes (detached, read-only)."""
-        raise NotImplementedError
+        return tuple(w.detach() for w in self.layout(self.get_parameter, k, self.hidden_size))
 
     def set_layer_weights(
         self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
@@ -199,9 +215,15 @@ class ScratchRNN(_LoopRNN):
         x_proj = torch.addmm(cell.ih.bias + cell.hh.bias, x.flatten(0, 1), cell.ih.weight.t())
         return x_proj.view(*x.shape[:2], -1), cell.hh.weight.t()
 
-    def layer_weights(self, k: int) -> Weights:
-        ih, hh = self.layers[k].ih, self.layers[k].hh
-        return ih.weight.detach(), hh.weight.detach(), ih.bias.detach(), hh.bias.detach()
+    @classmethod
+    def layout(cls, param: Callable[[str], torch.Tensor], k: int, hidden_size: int) -> Weights:
+        ih, hh = f"layers.{k}.ih", f"layers.{k}.hh"
+        return (
+            param(f"{ih}.weight"),
+            param(f"{hh}.weight"),
+            param(f"{ih}.bias"),
+            param(f"{hh}.bias"),
+        )
 
     @torch.no_grad()
     def set_layer_weights(
@@ -231,10 +253,10 @@ class ConcatRNN(_LoopRNN):
         x_proj = torch.addmm(linear.bias, x.flatten(0, 1), w_ih.t())
         return x_proj.view(*x.shape[:2], -1), w_hh.t()
 
-    def layer_weights(self, k: int) -> Weights:
-        w, b = self.layers[k].weight.detach(), self.layers[k].bias.detach()
-        H = self.hidden_size
-        return w[:, H:], w[:, :H], b, torch.zeros_like(b)
+    @classmethod
+    def layout(cls, param: Callable[[str], torch.Tensor], k: int, hidden_size: int) -> Weights:
+        w, b = param(f"layers.{k}.weight"), param(f"layers.{k}.bias")
+        return w[..., hidden_size:], w[..., :hidden_size], b, torch.zeros_like(b)
 
     @torch.no_grad()
     def set_layer_weights(
@@ -259,8 +281,9 @@ class TorchRNN(Cell):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.rnn(x, h0)
 
-    def layer_weights(self, k: int) -> Weights:
-        return tuple(param.detach() for param in rnn_layer(self.rnn, k))
+    @classmethod
+    def layout(cls, param: Callable[[str], torch.Tensor], k: int, hidden_size: int) -> Weights:
+        return tuple(param(f"rnn.{name}_l{k}") for name in _RNN_WEIGHTS)
 
     @torch.no_grad()
     def set_layer_weights(

@@ -76,10 +76,7 @@ class WindowBatches(Sampler[torch.Tensor]):
         return -(-self.n // self.batch_size)
 
     def __iter__(self):
-        if self.shuffle:
-            order = epoch_order(self.n, self.seed, self.epoch)
-        else:
-            order = torch.arange(self.n)
+        order = epoch_order(self.n, self.seed, self.epoch) if self.shuffle else torch.arange(self.n)
         yield from order.split(self.batch_size)
 
 
@@ -242,6 +239,78 @@ class AddingDataModule(WindowDataModule):
         gen = torch.Generator().manual_seed(self.seed)
         for name, n in zip(SPLIT_NAMES, self.sizes, strict=True):
             self.windows[name] = adding_problem(n, self.seq_len, gen)
+
+
+class ReplicaBatches(Sampler[torch.Tensor]):
+    """Each replica's :class:`WindowBatches` side by side: yields ``(R, B)`` index batches whose
+    row r is the batch a run of replica r's seed would draw."""
+
+    def __init__(self, samplers: Sequence[WindowBatches]) -> None:
+        self.samplers = list(samplers)
+
+    def set_epoch(self, epoch: int) -> None:
+        for sampler in self.samplers:
+            sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samplers[0])
+
+    def __iter__(self):
+        for rows in zip(*self.samplers, strict=True):
+            yield torch.stack(rows)
+
+
+class ReplicaWindows(WindowDataset):
+    """``(R, N, L, C)`` windows, indexed by ``(R, B)`` batches: replica r's batch from its own
+    windows."""
+
+    def __len__(self) -> int:
+        return self.inputs.shape[1]
+
+    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.arange(len(index)).unsqueeze(1)
+        return self.inputs[rows, index], self.targets[rows, index]
+
+
+def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``(R, ...)``: a zero-copy view when every replica has the same data (noise-free sin/cos)."""
+    first = tensors[0]
+    if all(t is first or torch.equal(t, first) for t in tensors[1:]):
+        return first.expand(len(tensors), *first.shape)
+    return torch.stack(tensors)
+
+
+class ReplicaDataModule(WindowDataModule):
+    """The DataModules of the replicas' seeds (``members[r]``, of seed ``seed + r``), served
+    together: each batch is ``(R, B, L, C)``, row r what a run of seed ``seed + r`` would train
+    on at that step, from its own data (the adding problem's sequences and the noise of noisy
+    sin/cos are drawn from the seed) in its own order."""
+
+    def __init__(self, members: Sequence[WindowDataModule]) -> None:
+        super().__init__()
+        self.members = list(members)
+        first = self.members[0]
+        self.channels, self.output_size = first.channels, first.output_size
+        self.forecasting = first.forecasting
+        self.batch_size, self.shuffle, self.seed = first.batch_size, first.shuffle, first.seed
+        self.windows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.windows:
+            return
+        for member in self.members:
+            member.setup(stage)
+        for split in SPLIT_NAMES:
+            parts = [member.windows[split] for member in self.members]
+            self.windows[split] = (_stack([p[0] for p in parts]), _stack([p[1] for p in parts]))
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = ReplicaWindows(*self.windows[split])
+        samplers = [
+            WindowBatches(len(dataset), self.batch_size, shuffle, member.seed)
+            for member in self.members
+        ]
+        return DataLoader(dataset, sampler=ReplicaBatches(samplers), batch_size=None, num_workers=0)
 
 
 #: The DataModule of each of ``choices.DATASETS``, in the same order.

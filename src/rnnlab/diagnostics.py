@@ -19,24 +19,26 @@ from torch import nn
 from rnnlab import metrics as M
 
 
-def spectra(cell: nn.Module) -> dict[str, list[float]]:
-    """Spectral radius and largest singular value of each layer's ``W_hh`` (float64)."""
+def spectra(cell: nn.Module) -> dict[str, list[Any]]:
+    """Spectral radius and largest singular value of each layer's ``W_hh`` (float64); for
+    replicas (stacked ``(R, H, H)`` weights) each layer's entry is a list of R values."""
     radius, sigma = [], []
     for k in range(cell.num_layers):
         w = cell.layer_weights(k)[1].double().cpu()  # W_hh, in nn.RNN's layout
-        radius.append(torch.linalg.eigvals(w).abs().max().item())
-        sigma.append(torch.linalg.matrix_norm(w, ord=2).item())
+        radius.append(torch.linalg.eigvals(w).abs().amax(-1).tolist())
+        sigma.append(torch.linalg.matrix_norm(w, ord=2).tolist())
     return {M.SPECTRAL_RADIUS: radius, M.SIGMA_MAX: sigma}
 
 
-def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Any]:
     """``||dL/dh_t||`` for every step t of the window, for the top layer's hidden state, where
     L is the MSE of the prediction at the last step (the last-step loss).
 
     The window is run again step by step with the cell's own weights (``layer_weights``, in
     nn.RNN's layout), keeping each ``h_t`` so that autograd can report the total derivative
     through every later step, not only through the readout. The norm is over the batch and the
-    hidden units.
+    hidden units. For replicas (``(R, B, L, C)`` inputs, stacked weights) the result is one
+    such list per replica, from each replica's own loss.
     """
     cell = model.cell
     inputs, states = x, []
@@ -44,22 +46,29 @@ def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> lis
     with torch.inference_mode(False), torch.enable_grad():
         for k in range(cell.num_layers):
             w_ih, w_hh, b_ih, b_hh = cell.layer_weights(k)  # detached: the model's .grad stays
+            b_ih, b_hh = b_ih.unsqueeze(-2), b_hh.unsqueeze(-2)  # over the batch
             top = k == cell.num_layers - 1
             # a zero start that requires grad puts the top layer's every h_t in the graph
-            h = x.new_zeros(len(x), cell.hidden_size).requires_grad_(top)
+            h = x.new_zeros(*x.shape[:-2], cell.hidden_size).requires_grad_(top)
             outputs = []
-            for x_t in inputs.unbind(1):
-                h = cell.act(x_t @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+            for x_t in inputs.unbind(-2):
+                h = cell.act(x_t @ w_ih.mT + b_ih + h @ w_hh.mT + b_hh)
                 outputs.append(h)
             states = outputs
-            inputs = torch.stack(outputs, 1)
+            inputs = torch.stack(outputs, -2)
         h_prev = states[-2] if len(states) > 1 else torch.zeros_like(states[-1])
-        prediction = model.readout(x[:, -1], h_prev, states[-1])
-        loss = nn.functional.mse_loss(prediction, y[:, -1])
+        prediction = model.readout(x[..., -1, :], h_prev, states[-1])
+        errors = nn.functional.mse_loss(prediction, y[..., -1, :], reduction="none")
+        # each replica's own loss; their sum keeps the replicas' gradients apart
+        loss = errors.mean() if x.dim() == 3 else errors.flatten(1).mean(1).sum()
         # autograd.grad, not backward: the readout's .grad (mid-training) stays untouched.
         # The concat readout predicts from h_{t-1}: there the last state gets no gradient.
         grads = torch.autograd.grad(loss, states, allow_unused=True)
-    return [0.0 if g is None else torch.linalg.vector_norm(g).item() for g in grads]
+    norms = [
+        torch.zeros(x.shape[:-3]) if g is None else torch.linalg.vector_norm(g, dim=(-2, -1))
+        for g in grads
+    ]
+    return torch.stack(norms, -1).tolist()
 
 
 def first_over_last(norms: list[float]) -> float:

@@ -15,28 +15,32 @@ from traceback import format_exception
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab import choices
+from rnnlab import choices, stats
 from rnnlab import metrics as M
 from rnnlab.baselines import data_baselines
 from rnnlab.checkpoints.resume import checkpoint_to_resume, last_checkpoint
 from rnnlab.checkpoints.saving import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
 from rnnlab.checks import validate
-from rnnlab.data import DATAMODULES, WindowDataModule
+from rnnlab.data import DATAMODULES, ReplicaDataModule, WindowDataModule
+from rnnlab.diagnostics import diagnose
 from rnnlab.hydra_callbacks import is_basic_sweep
 from rnnlab.internals import no_profiler
 from rnnlab.model import Diverged, Forecaster
+from rnnlab.replicas import ReplicaForecaster
 from rnnlab.rollout import rollout_mse
 from rnnlab.run_log import FitClock, ProgressLog
 from rnnlab.signals import StopAtEpochEnd, interruption
 from rnnlab.tb_logging import (
     GradientFlow,
     GradNormMonitor,
+    ReplicaBoards,
     hparams_of,
     log_final_results,
     tensorboard_callbacks,
@@ -67,20 +71,33 @@ def datamodule_class(cfg: DictConfig) -> type[WindowDataModule]:
     return choices.pick("data.name", cfg.data.name, choices.DATASETS, DATAMODULES)
 
 
+def replicas_of(cfg: DictConfig) -> int:
+    """``replicas``: how many seeds, from ``seed`` on, this job trains together."""
+    return int(cfg.get("replicas", 1))
+
+
 def build_datamodule(cfg: DictConfig) -> WindowDataModule:
+    """The task's DataModule; for replicas, one per seed served together."""
     kwargs = OmegaConf.to_container(cfg.data, resolve=True)
     del kwargs["name"]  # chose the class
-    return datamodule_class(cfg)(**kwargs, seed=cfg.seed)
-
-
-def build_model(cfg: DictConfig) -> Forecaster:
-    """The Forecaster for the config, its input and output sizes from the task."""
     task = datamodule_class(cfg)
-    return Forecaster(
+    if replicas_of(cfg) == 1:
+        return task(**kwargs, seed=cfg.seed)
+    return ReplicaDataModule([task(**kwargs, seed=cfg.seed + r) for r in range(replicas_of(cfg))])
+
+
+def build_model(cfg: DictConfig) -> Forecaster | ReplicaForecaster:
+    """The Forecaster for the config, its input and output sizes from the task; for replicas,
+    the ReplicaForecaster of seeds ``seed .. seed+replicas-1``."""
+    task = datamodule_class(cfg)
+    kwargs = dict(
         input_size=task.channels,
         output_size=task.output_size,
         **OmegaConf.to_container(cfg.model),
     )
+    if replicas_of(cfg) == 1:
+        return Forecaster(**kwargs)
+    return ReplicaForecaster(replicas=replicas_of(cfg), seed=cfg.seed, **kwargs)
 
 
 def _progress_bar(setting: Any) -> bool:
@@ -94,9 +111,7 @@ def _progress_bar(setting: Any) -> bool:
     return sys.stdout.isatty() and not multirun
 
 
-def build_trainer(
-    cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()
-) -> L.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> L.Trainer:
     """The Trainer train.py uses; ``callbacks`` are added to rnnlab's own (the benchmark
     times steps with one)."""
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -119,11 +134,15 @@ def build_trainer(
         ),
         *callbacks,
     ]
+    if replicas_of(cfg) > 1:
+        every.append(ReplicaBoards(run_dir, [cfg.seed + r for r in range(replicas_of(cfg))]))
     return L.Trainer(logger=logger, callbacks=every, default_root_dir=run_dir, **trainer_kwargs)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    return sum(
+        p.numel() for p in model.parameters() if p.requires_grad
+    )  # not replicas' best copies
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -160,6 +179,8 @@ def train_and_test(
         log.info("resuming from %s after %d epochs", resume.path, resume.epochs_done)
 
     result: dict[str, Any] = {"status": "ok"}
+    if isinstance(model, ReplicaForecaster):
+        result["seeds"] = model.seeds
     clock = next(c for c in trainer.callbacks if isinstance(c, FitClock))
     start = time.perf_counter()
     try:
@@ -173,17 +194,10 @@ def train_and_test(
     if result["status"] == "ok":
         result.update(interruption(trainer, run_dir))  # status "interrupted" after SIGINT/SIGTERM
 
-    values = {k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()}
-    if result["status"] == "ok":
-        best = trainer.checkpoint_callback.best_model_path  # the first, val/mse, checkpoint
-        trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)
-        values.update({k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()})
-        if dm.forecasting:  # a rollout feeds predictions back as inputs: forecasting only
-            values[M.TEST_ROLLOUT_MSE] = rollout_mse(model, dm)
-    if dm.windows:  # set up by fit (always, unless it failed before)
-        values.update(data_baselines(dm.windows, dm.forecasting))
-    result[M.DIAGNOSTICS] = final_diagnostics(trainer, model, tested=result["status"] == "ok")
-    result.update({name: values.get(name) for name in M.FINAL_METRICS})
+    if isinstance(model, ReplicaForecaster):
+        result.update(_replicas_result(trainer, model, dm, result["status"]))
+    else:
+        result.update(_run_result(trainer, model, dm, tested=result["status"] == "ok"))
     result.update(
         epochs=trainer.current_epoch,
         steps=trainer.global_step,
@@ -195,10 +209,115 @@ def train_and_test(
         best_checkpoint=trainer.checkpoint_callback.best_model_path or None,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
+    if isinstance(model, ReplicaForecaster):  # every checkpoint holds each replica's best
+        result["best_checkpoint"] = str(last_checkpoint(run_dir))
     _log_hparams(trainer, cfg, result)
     if trainer.is_global_zero:  # one metrics.json per run, also under DDP
         write_metrics(run_dir, result)
     return result
+
+
+def _run_result(
+    trainer: L.Trainer, model: Forecaster, dm: WindowDataModule, tested: bool
+) -> dict[str, Any]:
+    """A single run's final metrics and diagnostics, testing its best checkpoint first."""
+    values = {k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()}
+    if tested:
+        best = trainer.checkpoint_callback.best_model_path  # the first, val/mse, checkpoint
+        trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)
+        values.update({k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()})
+        if dm.forecasting:  # a rollout feeds predictions back as inputs: forecasting only
+            values[M.TEST_ROLLOUT_MSE] = rollout_mse(model, dm)
+    if dm.windows:  # set up by fit (always, unless it failed before)
+        values.update(data_baselines(dm.windows, dm.forecasting))
+    result = {M.DIAGNOSTICS: final_diagnostics(trainer, model, tested=tested)}
+    return result | {name: values.get(name) for name in M.FINAL_METRICS}
+
+
+def _replicas_result(
+    trainer: L.Trainer, model: ReplicaForecaster, dm: ReplicaDataModule, status: str
+) -> dict[str, Any]:
+    """A replicas job's record: each replica's metrics as its own run would report them (under
+    ``replicas``), their means over the replicas that finished at the top level, and for each
+    final metric its spread across them (``replica_spread``: n, mean, std, 95% bootstrap
+    interval of the mean, rnnlab.stats)."""
+    tested = status == "ok"
+    if tested:  # each replica's best-validation weights (ReplicaForecaster.test_step)
+        trainer.test(model, datamodule=dm, verbose=False)
+    monitor = next(c for c in trainer.callbacks if isinstance(c, GradNormMonitor))
+    flow = next(c for c in trainer.callbacks if isinstance(c, GradientFlow))
+    records = []
+    for r, member in enumerate(dm.members):
+        finished = tested and bool(model.alive[r])
+        values: dict[str, Any] = {k: v[r] for k, v in model.last_val.items()}
+        values[M.VAL_MSE_BEST] = model.best_val_mse[r]
+        if finished:
+            values |= {k: v[r] for k, v in model.test_values.items()}
+        values = {k: _finite_or_none(v) for k, v in values.items()}
+        replica = model.replica(r, best=finished)
+        if finished and member.forecasting:
+            values[M.TEST_ROLLOUT_MSE] = rollout_mse(replica, member)
+        if member.windows:
+            values.update(data_baselines(member.windows, member.forecasting))
+        record: dict[str, Any] = {"seed": model.seeds[r], "status": status}
+        if finished:
+            record["status"] = "ok"
+        elif not bool(model.alive[r]):
+            record.update(
+                status="diverged",
+                error=f"{model.diverged_what.get(r, 'loss')} stopped being finite",
+                diverged_epoch=int(model.diverged_epoch[r]),
+                diverged_step=int(model.diverged_step[r]),
+            )
+        record |= {name: values.get(name) for name in M.FINAL_METRICS}
+        diag = diagnose(replica, (flow.batch[0][r], flow.batch[1][r])) if flow.batch else {}
+        diag |= monitor.run_stats(r)
+        record[M.DIAGNOSTICS] = _finite_diagnostics(diag)
+        records.append(record)
+    done = [rec for rec in records if rec["status"] == "ok"] or records
+    means = {
+        name: _finite_or_none(np.mean(xs))
+        if (xs := [rec[name] for rec in done if rec[name] is not None])
+        else None
+        for name in M.FINAL_METRICS
+    }
+    spread = {name: stats.spread([rec[name] for rec in done]) for name in M.FINAL_METRICS}
+    diag_means = _mean_diagnostics([rec[M.DIAGNOSTICS] for rec in done])
+    return {
+        **means,
+        M.DIAGNOSTICS: diag_means,
+        "replicas": records,
+        "replica_spread": spread,
+        "replicas_finished": sum(rec["status"] == "ok" for rec in records),
+    }
+
+
+def _finite_diagnostics(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: [_finite_or_none(x) for x in v] if isinstance(v, list) else _finite_or_none(v)
+        for k, v in values.items()
+    }
+
+
+def _mean_diagnostics(per_replica: list[dict[str, Any]]) -> dict[str, Any]:
+    """The replicas' diagnostics averaged name by name (lists element by element)."""
+    out: dict[str, Any] = {}
+    for name in per_replica[0] if per_replica else ():
+        rows = [d[name] for d in per_replica if d.get(name) is not None]
+        arr = np.array(
+            [
+                [np.nan if x is None else x for x in (r if isinstance(r, list) else [r])]
+                for r in rows
+            ],
+            dtype=float,
+        )
+        mean = np.nanmean(arr, axis=0) if len(arr) else np.array([np.nan])
+        out[name] = (
+            [_finite_or_none(x) for x in mean]
+            if isinstance(rows[0], list)
+            else _finite_or_none(mean[0])
+        )
+    return out
 
 
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, result: dict[str, Any]) -> None:

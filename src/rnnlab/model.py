@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 from torch import nn
@@ -56,7 +58,12 @@ class LinearReadout(nn.Module):
         self.act = _readout_activation(activation)
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.act(self.linear(h))
+        return self.act(self.linear(self.features(x, h_prev, h)))
+
+    @staticmethod
+    def features(x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """What the Linear reads: ``h_t``."""
+        return h
 
 
 class ConcatReadout(nn.Module):
@@ -70,7 +77,12 @@ class ConcatReadout(nn.Module):
         self.act = _readout_activation(activation)
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.act(self.linear(torch.cat([h_prev, x], dim=-1)))
+        return self.act(self.linear(self.features(x, h_prev, h)))
+
+    @staticmethod
+    def features(x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """What the Linear reads: ``[h_{t-1}, x_t]``."""
+        return torch.cat([h_prev, x], dim=-1)
 
 
 def _last(t: torch.Tensor) -> torch.Tensor:
@@ -144,6 +156,10 @@ class Forecaster(CheapHookName, L.LightningModule):
                 param.uniform_(-bound, bound, generator=generator)
 
     # -- the network -----------------------------------------------------------------------
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The top layer's hidden states ``(B, L, H)``."""
+        return self.cell(x)[0]
+
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Per-step predictions ``(B, L, C)``: entry ``t`` forecasts ``x[:, t + 1]``.
 
@@ -254,16 +270,18 @@ class Forecaster(CheapHookName, L.LightningModule):
         self._log_metrics(_TEST_METRICS)
 
     def configure_optimizers(self):
-        # foreach: one kernel per update for all parameters; PyTorch's CPU default loops over
-        # them in Python, about 10x slower for these few small tensors.
-        optimizer = torch.optim.Adam(
-            self.parameters(),
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            foreach=True,
-        )
-        if self.hparams.scheduler == "none":  # choices.SCHEDULERS: cosine or none
-            return optimizer
-        max_epochs = max(self.trainer.max_epochs or 1, 1)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return optimizer_and_schedule(self.parameters(), self.hparams, self.trainer.max_epochs)
+
+
+def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) -> Any:
+    """Adam with ``model.lr`` and ``model.weight_decay``, and ``model.scheduler``'s schedule
+    over ``max_epochs``: what ``configure_optimizers`` returns."""
+    # foreach: one kernel per update for all parameters; PyTorch's CPU default loops over
+    # them in Python, about 10x slower for these few small tensors.
+    optimizer = torch.optim.Adam(
+        params, lr=hparams.lr, weight_decay=hparams.weight_decay, foreach=True
+    )
+    if hparams.scheduler == "none":  # choices.SCHEDULERS: cosine or none
+        return optimizer
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(max_epochs or 1, 1))
+    return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -7,6 +7,7 @@ per-step ``self.log`` costs more than a training step of these small models.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Collection
 from pathlib import Path
@@ -48,14 +49,93 @@ def _epoch_step(trainer: L.Trainer) -> int:
     return max(trainer.global_step - 1, 0)
 
 
-def _log_epoch_scalars(
-    trainer: L.Trainer, values: dict[str, Any], step: int | None = None
-) -> None:
+def _per_replica(value: Any) -> bool:
+    """Whether ``value`` holds one number per replica (a list, or a 1-d tensor)."""
+    return isinstance(value, list | tuple) or (torch.is_tensor(value) and value.dim() == 1)
+
+
+def _log_epoch_scalars(trainer: L.Trainer, values: dict[str, Any], step: int | None = None) -> None:
     """Write straight to the loggers at the epoch's step (or ``step``): ``self.log`` costs
-    about 1 ms a call here, more than a training step."""
-    scalars = {name: float(value) for name, value in values.items()}
+    about 1 ms a call here, more than a training step. A value with one number per replica
+    goes to each replica's own run, its mean and band to the job's (:func:`log_replica_values`)."""
+    step = _epoch_step(trainer) if step is None else step
+    scalars = {name: float(value) for name, value in values.items() if not _per_replica(value)}
+    per_replica = {name: value for name, value in values.items() if _per_replica(value)}
+    if per_replica:
+        scalars |= log_replica_values(trainer, per_replica, step, with_mean=True)
     for logger in trainer.loggers:
-        logger.log_metrics(scalars, step=_epoch_step(trainer) if step is None else step)
+        logger.log_metrics(scalars, step=step)
+
+
+def log_replica_values(
+    trainer: L.Trainer, values: dict[str, Any], step: int | None = None, with_mean: bool = False
+) -> dict[str, float]:
+    """Write each replica's value of ``values`` (R numbers each) to its run ``tb/replica_<r>``
+    (:class:`ReplicaBoards`), and the lowest and highest over the replicas still training to
+    the job's run as ``<name>_replica_min`` and ``_max``. With ``with_mean`` nothing goes to the
+    job's run: the band and the mean (as ``<name>``) are returned for the caller to write
+    (:func:`_log_epoch_scalars`); without, the ReplicaForecaster logs its means itself."""
+    step = _epoch_step(trainer) if step is None else step
+    boards = next((c for c in trainer.callbacks if isinstance(c, ReplicaBoards)), None)
+    alive = getattr(trainer.lightning_module, "alive", None)
+    band: dict[str, float] = {}
+    for name, value in values.items():
+        v = torch.as_tensor(value, dtype=torch.float64).cpu()
+        live = v[alive.cpu()] if alive is not None and len(alive) == len(v) else v
+        if with_mean:
+            band[name] = live.mean().item() if len(live) else math.nan
+        if len(live):
+            band[f"{name}_replica_min"] = live.min().item()
+            band[f"{name}_replica_max"] = live.max().item()
+        if boards is not None:
+            boards.write(name, v, step, alive)
+    if not with_mean:
+        for logger in trainer.loggers:
+            logger.log_metrics(band, step=step)
+    return band
+
+
+class ReplicaBoards(Callback):
+    """One TensorBoard run per replica, ``tb/replica_<r>``, with its own curves; the job's run
+    ``tb`` holds the means, the band over the replicas still training (``<tag>_replica_min``
+    and ``_max``) and a custom-scalars layout that draws each mean inside its band (the Custom
+    Scalars tab's margin charts). Written on rank 0 only."""
+
+    #: The curves drawn as mean-with-band charts.
+    BANDS = (M.TRAIN_LOSS, M.VAL_MSE, M.VAL_MSE_BEST, M.VAL_LOSS, M.GRAD_NORM)
+
+    def __init__(self, run_dir: Path, seeds: list[int]) -> None:
+        self.tb_dir = Path(run_dir) / "tb"
+        self.seeds = list(seeds)
+        self.writers: list[SummaryWriter] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero and not self.writers:
+            self.writers = [
+                SummaryWriter(self.tb_dir / f"replica_{r}") for r in range(len(self.seeds))
+            ]
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        writer = _writer(trainer)
+        if writer is None:
+            return
+        charts = {
+            tag: ["Margin", [tag, f"{tag}_replica_min", f"{tag}_replica_max"]] for tag in self.BANDS
+        }
+        seeds = f"seeds {self.seeds[0]}..{self.seeds[-1]}"
+        writer.add_custom_scalars(
+            {f"mean and range over {len(self.seeds)} replicas ({seeds})": charts}
+        )
+
+    def write(self, name: str, values: torch.Tensor, step: int, alive: torch.Tensor | None) -> None:
+        """Replica r's value to its run, for the replicas still training."""
+        for r, writer in enumerate(self.writers):
+            if alive is None or alive[r]:
+                writer.add_scalar(name, float(values[r]), step)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for writer in self.writers:
+            writer.flush()
 
 
 class GradNormMonitor(Callback):
@@ -84,24 +164,38 @@ class GradNormMonitor(Callback):
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
+        net = getattr(pl_module, "net", None)
+        if net is not None:  # replicas: each one's own norm, (R,)
+            self.norms.append(net.grad_norms())
+            return
         grads = [p.grad.reshape(-1) for p in self._params if p.grad is not None]
         if grads:
             self.norms.append(torch.linalg.vector_norm(torch.cat(grads)))
+
+    def _clipping(self, norms: torch.Tensor) -> dict[str, Any]:
+        """clipping_stats of ``(steps,)`` norms, or per replica of ``(steps, R)`` norms over the
+        steps it trained (a frozen replica's norms are NaN or zero)."""
+        if norms.dim() == 1:
+            return diagnostics.clipping_stats(norms, self.clip) if len(norms) else {}
+        per = [self._clipping(col[torch.isfinite(col) & (col > 0)]) for col in norms.T]
+        names = next((list(p) for p in per if p), [])
+        return {k: torch.tensor([p.get(k, math.nan) for p in per]) for k in names}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.norms:
             norms = torch.stack(self.norms)
             self.history += norms.tolist()
-            clipping = diagnostics.clipping_stats(norms, self.clip)
-            scalars = {M.GRAD_NORM: norms.mean(), M.GRAD_NORM_MAX: norms.max()}
-            scalars |= {M.diagnostics_tag(k): v for k, v in clipping.items()}
+            scalars = {M.GRAD_NORM: norms.mean(0), M.GRAD_NORM_MAX: norms.amax(0)}
+            scalars |= {M.diagnostics_tag(k): v for k, v in self._clipping(norms).items()}
             _log_epoch_scalars(trainer, scalars)
 
-    def run_stats(self) -> dict[str, float]:
-        """Clipping share and norm percentiles over every training step of the run."""
-        if not self.history:
-            return {}
-        return diagnostics.clipping_stats(torch.tensor(self.history), self.clip)
+    def run_stats(self, replica: int | None = None) -> dict[str, float]:
+        """Clipping share and norm percentiles over every training step of the run (over
+        replica ``replica``'s, in a replicas job)."""
+        norms = torch.tensor(self.history)
+        if replica is not None:
+            norms = norms[:, replica] if len(norms) else norms
+        return {k: float(v) for k, v in self._clipping(norms).items()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -140,7 +234,11 @@ class GradientFlow(Callback):
             return {}
         self.last = diagnostics.diagnose(pl_module, self.batch)
         norms = self.last[M.GRAD_NORM_BY_STEP]
-        scalars = {M.GRAD_FIRST_OVER_LAST: diagnostics.first_over_last(norms)}
+        if isinstance(norms[0], list):  # replicas: one list each
+            reach: Any = [diagnostics.first_over_last(n) for n in norms]
+        else:
+            reach = diagnostics.first_over_last(norms)
+        scalars = {M.GRAD_FIRST_OVER_LAST: reach}
         for k, radius in enumerate(self.last[M.SPECTRAL_RADIUS]):
             scalars[f"{M.SPECTRAL_RADIUS}_l{k}"] = radius
             scalars[f"{M.SIGMA_MAX}_l{k}"] = self.last[M.SIGMA_MAX][k]
@@ -162,14 +260,16 @@ class GradientFlow(Callback):
 
 @torch.no_grad()
 def hidden_state_health(h: torch.Tensor, nonlinearity: str) -> dict[str, torch.Tensor]:
-    """Mean and max |h| of hidden states ``(B, L, H)``, plus the fraction of saturated entries
-    (tanh: |h| > 0.99) or of dead units (ReLU: zero for every sample and step)."""
+    """Mean and max |h| of hidden states ``(B, L, H)`` (per replica of ``(R, B, L, H)``), plus
+    the fraction of saturated entries (tanh: |h| > 0.99) or of dead units (ReLU: zero for every
+    sample and step)."""
     magnitude = h.abs()
-    stats = {M.HIDDEN_MEAN_ABS: magnitude.mean(), M.HIDDEN_MAX_ABS: magnitude.max()}
+    dims = (-3, -2, -1)  # batch, steps and units: per replica for ``(R, B, L, H)``
+    stats = {M.HIDDEN_MEAN_ABS: magnitude.mean(dims), M.HIDDEN_MAX_ABS: magnitude.amax(dims)}
     if nonlinearity == "tanh":
-        stats[M.TANH_SATURATED] = (magnitude > TANH_SATURATION).float().mean()
+        stats[M.TANH_SATURATED] = (magnitude > TANH_SATURATION).float().mean(dims)
     else:
-        stats[M.RELU_DEAD] = (h == 0).flatten(0, -2).all(0).float().mean()
+        stats[M.RELU_DEAD] = (h == 0).all(-2).all(-2).float().mean(-1)
     return stats
 
 
@@ -196,7 +296,7 @@ class HiddenStateHealth(Callback):
         if trainer.sanity_checking or self._inputs is None:
             return
         with torch.no_grad():
-            h, _ = pl_module.cell(self._inputs)
+            h = pl_module.hidden(self._inputs)
         _log_epoch_scalars(trainer, hidden_state_health(h, pl_module.hparams.nonlinearity))
 
 
@@ -219,9 +319,7 @@ def add_png(writer: SummaryWriter, tag: str, png: bytes, step: int) -> None:
     """Write already-encoded PNG bytes as a TensorBoard image (no decode and re-encode)."""
     width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR chunk
     image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
-    file_writer(writer).add_summary(
-        Summary(value=[Summary.Value(tag=tag, image=image)]), step
-    )
+    file_writer(writer).add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
 
 class ForecastFigures(Callback):

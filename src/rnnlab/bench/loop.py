@@ -59,8 +59,8 @@ class EmptyStep(CheapHookName, L.LightningModule):
     Forecaster's do (the same ``CheapHookName``).
 
     It validates just enough for the project's callbacks to run as in a real fit: ``val/mse``
-    for the checkpoints, ``cell``, ``readout`` and ``hparams`` for the health and gradient-flow
-    callbacks.
+    for the checkpoints, ``cell``, ``readout``, ``hidden`` and ``hparams`` for the health and
+    gradient-flow callbacks.
     """
 
     def __init__(self, forecaster: Forecaster, cfg: DictConfig) -> None:
@@ -76,6 +76,9 @@ class EmptyStep(CheapHookName, L.LightningModule):
     @property
     def readout(self) -> torch.nn.Module:
         return self.forecaster.readout
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forecaster.hidden(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         return empty_loss(self.forecaster)

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from rnnlab import metrics as M
 from rnnlab.checkpoints.resume import BEST_CHECKPOINT, CHECKPOINT_DIR, last_checkpoint
 from rnnlab.model import Diverged
+from rnnlab.replicas import ReplicaForecaster
 
 
 def best_checkpoint(run_dir: Path) -> ModelCheckpoint:
@@ -55,6 +56,8 @@ class FiniteCheckpoints(Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        if isinstance(pl_module, ReplicaForecaster):
+            return  # a ReplicaForecaster freezes its diverged replicas and goes on
         val_mse = trainer.callback_metrics.get(M.VAL_MSE)
         if val_mse is not None and not torch.isfinite(val_mse):
             raise Diverged(trainer.current_epoch, trainer.global_step, float(val_mse), M.VAL_MSE)

@@ -1,0 +1,285 @@
+"""``replicas=R``: one job trains the networks of seeds ``seed .. seed+R-1`` of one configuration
+together, as one batched network (rnnlab.replica_net), each exactly as in its own run.
+
+Per replica, as in its own run:
+
+- its initial weights: built by :class:`~rnnlab.model.Forecaster` after ``torch.manual_seed(seed
+  + r)``, what ``seed_everything(seed + r)`` does for a run of that seed;
+- its data (rnnlab.data.ReplicaDataModule): its own order, and its own series or sequences
+  where the task draws them from the seed;
+- its loss: the training loss is the sum of the replicas' losses, so each gets its own
+  gradient, learning rate and schedule;
+- its gradient clipping (:meth:`ReplicaForecaster.configure_gradient_clipping`): each replica's
+  norm, not the norm over all of them (which would couple the replicas);
+- its divergence: a replica whose loss, validation MSE or weights stop being finite is frozen
+  and recorded (epoch, step, what); the others go on; the job is diverged when all are;
+- its best weights (``best``, kept in the checkpoint): the epoch of its lowest ``val/mse``,
+  which its test scores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.data import AttributeDict
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError
+
+from rnnlab import metrics as M
+from rnnlab.internals import CheapHookName
+from rnnlab.model import Diverged, Forecaster, optimizer_and_schedule
+from rnnlab.replica_net import ReplicaNet
+
+
+def _columns(t: torch.Tensor) -> torch.Tensor:
+    """``(R, ...)`` to ``(N, R)``: the layout of torchmetrics' ``num_outputs=R``."""
+    return t.flatten(1).T
+
+
+def _build(seed: int, replicas: int, forecaster: dict[str, Any]) -> list[Forecaster]:
+    """The Forecasters that runs of seeds ``seed .. seed+R-1`` start from; the global RNG is
+    left as it was."""
+    networks = []
+    with torch.random.fork_rng(devices=[]):
+        for r in range(replicas):
+            torch.manual_seed(seed + r)
+            networks.append(Forecaster(**forecaster))
+    return networks
+
+
+class ReplicaForecaster(CheapHookName, L.LightningModule):
+    """``replicas`` Forecasters of seeds ``seed ..``, trained and tested as one module.
+
+    Batches are ``(R, B, L, C)``, replica r's at ``[r]`` (rnnlab.data.ReplicaDataModule). What
+    Lightning logs (and checkpoints monitor) is the mean over the replicas still training; the
+    per-replica values go to TensorBoard runs ``tb/replica_<r>`` (rnnlab.tb_logging).
+    """
+
+    def __init__(self, replicas: int = 2, seed: int = 0, **forecaster: Any) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        networks = _build(seed, replicas, forecaster)
+        self.forecaster_hparams = AttributeDict(networks[0].hparams)  # each replica's
+        self.persistence = networks[0].persistence
+        self.net = ReplicaNet(networks, compile=self.forecaster_hparams["compile"])
+        self.best = ReplicaNet(networks).requires_grad_(False)  # each replica's best epoch
+        R = replicas
+        self.register_buffer("alive", torch.ones(R, dtype=torch.bool))
+        self.register_buffer("best_val_mse", torch.full((R,), torch.inf))
+        self.register_buffer("diverged_epoch", torch.full((R,), -1))
+        self.register_buffer("diverged_step", torch.full((R,), -1))
+        self.diverged_what: dict[int, str] = {}  # kept in checkpoints by on_save_checkpoint
+        self._frozen: dict[int, dict[str, torch.Tensor]] = {}
+
+        self.val_loss, self.val_mse = (
+            MeanSquaredError(num_outputs=R),
+            MeanSquaredError(num_outputs=R),
+        )
+        self.val_mae, self.val_persistence = (
+            MeanAbsoluteError(num_outputs=R),
+            MeanSquaredError(num_outputs=R),
+        )
+        self.test_mse, self.test_mae = (
+            MeanSquaredError(num_outputs=R),
+            MeanAbsoluteError(num_outputs=R),
+        )
+        self.test_persistence = MeanSquaredError(num_outputs=R)
+        self._train_loss_sum = torch.zeros(R)
+        self._train_count = 0
+        self.last_val: dict[str, torch.Tensor] = {}
+        self.test_values: dict[str, torch.Tensor] = {}
+
+    @property
+    def replicas(self) -> int:
+        return self.hparams.replicas
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.hparams.seed + r for r in range(self.replicas)]
+
+    # What rnnlab.diagnostics and the health callback read: the stacked cells and readouts.
+    @property
+    def cell(self) -> ReplicaNet:
+        return self.net
+
+    def readout(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.net.readout(x, h_prev, h)
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Top-layer hidden states ``(R, B, L, H)``."""
+        return self.net.hidden(x)
+
+    def replica(self, r: int, best: bool = True) -> Forecaster:
+        """Replica ``r`` as an ordinary Forecaster (its best-validation weights, or the current
+        ones), on this module's device, in eval mode."""
+        model = _build(self.hparams.seed + r, 1, self.forecaster_hparams)[0]
+        model.load_state_dict((self.best if best else self.net).replica_state(r), strict=False)
+        return model.to(self.device).eval()
+
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        return self.net(x, last_only)
+
+    def _losses(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Each replica's loss ``(R,)``: Forecaster.loss_fn's MSE per replica."""
+        if self.forecaster_hparams["loss"] == "last":
+            pred, target = pred[:, :, -1], target[:, :, -1]
+        return nn.functional.mse_loss(pred, target, reduction="none").flatten(1).mean(1)
+
+    # -- training --------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        losses = self._losses(self(x, last_only=self.forecaster_hparams["loss"] == "last"), y)
+        self._freeze(~torch.isfinite(losses.detach()), "loss")
+        alive = self.alive
+        self._train_loss_sum = (
+            self._train_loss_sum + torch.where(alive, losses.detach(), 0) * x.shape[1]
+        )
+        self._train_count += x.shape[1]
+        return torch.where(alive, losses, 0).sum()  # a dead replica's NaN does not reach the sum
+
+    def _freeze(self, bad: torch.Tensor, what: str) -> None:
+        """Freeze the replicas still alive where ``bad``; raise Diverged when none is left."""
+        if self.trainer.world_size > 1:  # every rank must freeze the same replicas
+            bad = self.all_gather(bad).flatten(0, -2).any(0) if bad.dim() else bad
+        newly = bad & self.alive
+        if not newly.any():  # one host sync per step, as a single run's finiteness check
+            return
+        epoch, step = self.current_epoch, self.global_step
+        for r in newly.nonzero().flatten().tolist():
+            self.diverged_what[r] = what
+            self._frozen[r] = self.net.replica_state(r)
+        self.diverged_epoch[newly] = epoch
+        self.diverged_step[newly] = step
+        self.alive &= ~newly
+        if not self.alive.any():
+            raise Diverged(epoch, step, float("nan"), f"every replica's {what}")
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Each replica's gradient clipped by its own norm, as ``clip_grad_norm_`` clips a
+        single run's; a frozen replica's gradient is zeroed first."""
+        if not self.alive.all():
+            for p in self.net.parameters():
+                if p.grad is not None:
+                    mask = self.alive.view(-1, *[1] * (p.dim() - 1))
+                    p.grad.copy_(torch.where(mask, p.grad, 0))
+        if not gradient_clip_val:
+            return
+        if gradient_clip_algorithm not in (None, "norm"):  # "value" clips elementwise anyway
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        coef = (gradient_clip_val / (self.net.grad_norms() + 1e-6)).clamp(max=1.0)
+        for p in self.net.parameters():
+            if p.grad is not None:
+                p.grad.mul_(coef.view(-1, *[1] * (p.dim() - 1)))
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        for r, state in self._frozen.items():  # Adam's momentum would move a frozen replica
+            self.net.load_replica(r, state)
+
+    def on_train_start(self) -> None:
+        # after a resume: the frozen replicas' weights are the checkpoint's
+        self._frozen = {
+            r: self.net.replica_state(r) for r in (~self.alive).nonzero().flatten().tolist()
+        }
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss_sum = torch.zeros(self.replicas, device=self.device)
+        self._train_count = 0
+
+    def replica_train_losses(self) -> torch.Tensor:
+        """Each replica's mean training loss of the epoch so far, ``(R,)``."""
+        return self._train_loss_sum / max(self._train_count, 1)
+
+    def epoch_train_loss(self) -> torch.Tensor:
+        """``train/loss``: the mean over the replicas still training."""
+        return self.mean_alive(self.replica_train_losses())
+
+    def on_train_epoch_end(self) -> None:
+        from rnnlab.tb_logging import log_replica_values
+
+        self.log(M.TRAIN_LOSS, self.epoch_train_loss(), on_epoch=True, sync_dist=True)
+        log_replica_values(self.trainer, {M.TRAIN_LOSS: self.replica_train_losses()})
+
+    def mean_alive(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean of ``values`` ``(R,)`` over the replicas still training (NaN: none)."""
+        return values[self.alive].mean() if self.alive.any() else values.new_tensor(torch.nan)
+
+    # -- evaluation ------------------------------------------------------------------------
+    def _update(self, metrics: tuple[Any, ...], pred: torch.Tensor, target: torch.Tensor) -> None:
+        for metric in metrics:
+            metric.update(_columns(pred), _columns(target))
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        last = self.forecaster_hparams["loss"] == "last"
+        pred = self(x, last_only=last)
+        self.val_loss.update(*map(_columns, (pred, y[:, :, -1:] if last else y)))
+        self._update((self.val_mse, self.val_mae), pred[:, :, -1], y[:, :, -1])
+        if self.persistence:
+            self.val_persistence.update(_columns(x[:, :, -1]), _columns(y[:, :, -1]))
+
+    def on_validation_epoch_start(self) -> None:
+        for metric in (self.val_loss, self.val_mse, self.val_mae, self.val_persistence):
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        from rnnlab.tb_logging import log_replica_values
+
+        values = {
+            M.VAL_LOSS: self.val_loss.compute(),
+            M.VAL_MSE: self.val_mse.compute(),
+            M.VAL_MAE: self.val_mae.compute(),
+        }
+        if self.persistence:
+            values[M.VAL_PERSISTENCE_MSE] = self.val_persistence.compute()
+        if self.trainer.sanity_checking:
+            return
+        val = values[M.VAL_MSE]
+        improved = self.alive & (val < self.best_val_mse)  # ModelCheckpoint's mode="min": strict
+        self.best_val_mse = torch.where(improved, val, self.best_val_mse)
+        self.best.copy_rows(self.net, improved)
+        values[M.VAL_MSE_BEST] = self.best_val_mse.clone()
+        self.last_val = {k: v.clone() for k, v in values.items()}
+        log_replica_values(self.trainer, values)
+        self.log_dict({k: self.mean_alive(v) for k, v in values.items()}, sync_dist=True)
+        # a single run's FiniteCheckpoints refuses to save such a model: it diverged here
+        finite = torch.stack([p.isfinite().flatten(1).all(1) for p in self.net.parameters()])
+        self._freeze(~torch.isfinite(val), M.VAL_MSE)
+        self._freeze(~finite.all(0), "weights")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        pred = self.best(x, last_only=True)  # each replica's best-validation weights
+        self._update((self.test_mse, self.test_mae), pred[:, :, -1], y[:, :, -1])
+        if self.persistence:
+            self.test_persistence.update(_columns(x[:, :, -1]), _columns(y[:, :, -1]))
+
+    def on_test_epoch_start(self) -> None:
+        for metric in (self.test_mse, self.test_mae, self.test_persistence):
+            metric.reset()
+
+    def on_test_epoch_end(self) -> None:
+        values = {M.TEST_MSE: self.test_mse.compute(), M.TEST_MAE: self.test_mae.compute()}
+        if self.persistence:
+            values[M.PERSISTENCE_MSE] = self.test_persistence.compute()
+        self.test_values = values
+        self.log_dict({k: self.mean_alive(v) for k, v in values.items()}, sync_dist=True)
+
+    def configure_optimizers(self):
+        # Adam is elementwise: over the stacked parameters each replica takes its own run's step
+        hparams = self.forecaster_hparams
+        return optimizer_and_schedule(self.net.parameters(), hparams, self.trainer.max_epochs)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["replicas_diverged_what"] = dict(self.diverged_what)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.diverged_what = dict(checkpoint.get("replicas_diverged_what", {}))
