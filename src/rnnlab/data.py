@@ -11,6 +11,7 @@ from numbers import Integral
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
@@ -52,9 +53,16 @@ class WindowDataset(torch.utils.data.Dataset):
         return self.inputs[index], self.targets[index]
 
 
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of ``n`` windows in ``epoch`` for ``seed``, drawn from numpy's
+    ``SeedSequence([seed, epoch])``: it does not depend on how many epochs ran before (exact
+    resume), and different seeds' orders are independent (from ``seed + epoch``, seed s+1's
+    order in epoch e would be seed s's in epoch e+1)."""
+    return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
+
+
 class WindowBatches(Sampler[torch.Tensor]):
-    """Yields whole batches of window indices, reshuffled per epoch from ``seed + epoch``,
-    so an epoch's order does not depend on how many epochs ran before (exact resume)."""
+    """Yields whole batches of window indices, reshuffled per epoch (:func:`epoch_order`)."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
@@ -69,8 +77,7 @@ class WindowBatches(Sampler[torch.Tensor]):
 
     def __iter__(self):
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.n, generator=gen)
+            order = epoch_order(self.n, self.seed, self.epoch)
         else:
             order = torch.arange(self.n)
         yield from order.split(self.batch_size)
