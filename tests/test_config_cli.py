@@ -3,6 +3,7 @@ directory written (so nothing trained). Each case is a real ``python train.py`` 
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,8 @@ import pytest
 import torch
 from conftest import ROOT, run_train
 from test_config import BAD_INPUTS, ISSUE_BAD_INPUTS
+
+from rnnlab import checks
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +32,30 @@ CASES.update(
 )
 if not torch.cuda.is_available():  # a GPU asked for where there is none: before any directory
     CASES["gpu on a machine without one"] = ("trainer.accelerator=gpu",)
+
+#: replicas=R: the command lines, and what their line starts with.
+REPLICA_CASES = {
+    "replicas=0": (("replicas=0",), "replicas=0 is not allowed; expected 1 to 4096"),
+    "replicas=-1": (("replicas=-1",), "replicas=-1 is not allowed; expected 1 to 4096"),
+    "replicas=1.5": (("replicas=1.5",), "replicas=1.5 is not allowed; expected an integer"),
+    "replicas=5000": (("replicas=5000",), "replicas=5000 is not allowed; expected 1 to 4096"),
+    "replicas past the highest seed": (
+        ("seed=4294967295", "replicas=2"),
+        "replicas=2 is not allowed; expected at most 1 with seed=4294967295: the highest seed",
+    ),
+    "overlapping seeds in a sweep": (
+        ("-m", "seed=0,1", "replicas=5"),
+        "seed=0,1 with replicas=5 trains seeds 1..4 twice; use seed=0,5 (seeds step by replicas)",
+    ),
+}
+_MEMORY = checks._memory_bytes()
+if _MEMORY is not None:  # one network takes about 1/64 of this machine's memory: 4096 do not fit
+    _HIDDEN = math.isqrt(_MEMORY // (64 * checks.TRAIN_BYTES_PER_PARAM))
+    REPLICA_CASES["replicas too many for memory"] = (
+        (f"model.hidden_size={_HIDDEN}", "replicas=4096"),
+        "replicas=4096 is not allowed; expected at most ",
+    )
+CASES.update({name: args for name, (args, _) in REPLICA_CASES.items()})
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +84,12 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(results, case):
     if case in BAD_INPUTS:
         key, _, value = case.lstrip("+").partition("=")
         assert f"{key}={value}" in lines[0] and BAD_INPUTS[case] in lines[0]
+
+
+@pytest.mark.parametrize("case", REPLICA_CASES)
+def test_bad_replicas_line_names_replicas_and_what_is_allowed(results, case):
+    proc, _ = results[case]
+    assert proc.stderr.strip().startswith(f"error: {REPLICA_CASES[case][1]}"), proc.stderr
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path):

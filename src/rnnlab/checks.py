@@ -9,17 +9,25 @@ fails in about a second.
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnlab import choices, schema
 from rnnlab.errors import ConfigError, did_you_mean, invalid, no_such_key, show
 
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed above this
+#: The most networks one job trains together (``replicas``): far more than a sweep over seeds
+#: needs, and few enough that a typo (replicas=100000) fails here, not in the memory check.
+MAX_REPLICAS = 4096
+#: Keys that change neither what a job trains nor its results: jobs that differ only in these
+#: (and ``seed``) train the same networks (see :func:`check_distinct_seeds`).
+NO_RESULT_KEYS = ("hydra", "resume", "logger", "threads")
 #: Bytes per parameter while training with Adam: the weight, its gradient and two moments.
 TRAIN_BYTES_PER_PARAM = 4 * 4
 
@@ -136,22 +144,45 @@ def _memory_bytes() -> int | None:
         return None
 
 
+def replica_data_bytes(data: DictConfig) -> int:
+    """Bytes of data each replica holds on its own (float32), which the others do not share:
+    the adding problem draws each replica's sequences from its own seed, (n_train + n_val +
+    n_test) * seq_len * 3 values (2 input channels and the target); a noisy sincos series is
+    each replica's own, held as windows, about n_points * seq_len * 4 values ([sin, cos] in and
+    out); the noiseless series is the same for every replica, so counts nothing here."""
+    if data.name == "adding":
+        return 4 * (data.n_train + data.n_val + data.n_test) * data.seq_len * 3
+    if data.noise_std > 0:
+        return 4 * data.n_points * data.seq_len * 4
+    return 0
+
+
 def _check_size(cfg: DictConfig) -> None:
-    """Refuse a network that would not fit in this machine's memory while training, before
-    minutes go into building it."""
+    """Refuse a network, or ``replicas`` of them, that would not fit in this machine's memory
+    while training, before minutes go into building it."""
     model, data = cfg.model, cfg.data
     params = estimated_parameters(2, model.hidden_size, model.num_layers)
     # weights, gradients and Adam's moments, plus the hidden states autograd keeps
     states = data.batch_size * data.seq_len * model.hidden_size * model.num_layers
-    need = params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states
+    one = params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states + replica_data_bytes(data)
+    need = one * cfg.replicas  # each replica has its own parameters, states and data
     memory = _memory_bytes()
-    if memory is not None and need > memory:
-        size = f"model.hidden_size={model.hidden_size}, model.num_layers={model.num_layers}"
-        raise ConfigError(
-            f"{size} is not allowed; expected a network that fits in memory: it would have "
-            f"about {params:.3g} parameters and need about {need / 2**30:.3g} GiB to train, "
-            f"and this machine has {memory / 2**30:.3g} GiB"
+    if memory is None or need <= memory:
+        return
+    size = f"model.hidden_size={model.hidden_size}, model.num_layers={model.num_layers}"
+    if one <= memory:  # one fits: it is the number of replicas that does not
+        raise invalid(
+            "replicas",
+            cfg.replicas,
+            f"at most {memory // one}, the networks that fit in memory: {cfg.replicas} networks of "
+            f"{size} would have about {params * cfg.replicas:.3g} parameters and need about "
+            f"{need / 2**30:.3g} GiB to train, and this machine has {memory / 2**30:.3g} GiB",
         )
+    raise ConfigError(
+        f"{size} is not allowed; expected a network that fits in memory: it would have "
+        f"about {params:.3g} parameters and need about {one / 2**30:.3g} GiB to train, "
+        f"and this machine has {memory / 2**30:.3g} GiB"
+    )
 
 
 def _devices_ok(value: Any) -> bool:
@@ -273,6 +304,67 @@ def _check_known_keys(cfg: DictConfig) -> None:
                 raise ConfigError(no_such_key(given, f"{section}.{key}", allowed, closed=True))
 
 
+def _check_replicas(replicas: Any, seed: int) -> None:
+    """``replicas``: 1 to :data:`MAX_REPLICAS`, and its highest seed, seed + replicas - 1,
+    still one Lightning can seed with (at most :data:`MAX_SEED`)."""
+    ok = _int_at_least(1)
+    _check("replicas", replicas, lambda v: ok(v) and v <= MAX_REPLICAS, f"1 to {MAX_REPLICAS}")
+    highest = seed + replicas - 1
+    if highest > MAX_SEED:
+        raise invalid(
+            "replicas",
+            replicas,
+            f"at most {MAX_SEED - seed + 1} with seed={seed}: the highest seed, seed+replicas-1 "
+            f"= {highest}, would be above {MAX_SEED}",
+        )
+
+
+def _seed_range(first: int, last: int) -> str:
+    return f"seed {first}" if first == last else f"seeds {first}..{last}"
+
+
+def _without_seed(cfg: DictConfig) -> str:
+    """A hashable form of a job's config without ``seed`` and :data:`NO_RESULT_KEYS` (JSON:
+    a tenth of the time of YAML, which matters for a sweep of hundreds of jobs)."""
+    kept = {
+        k: OmegaConf.to_container(cfg[k], resolve=False) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in cfg
+        if k not in ("seed", *NO_RESULT_KEYS)
+    }
+    return json.dumps(kept, sort_keys=True, default=str)
+
+
+def check_distinct_seeds(configs: Iterable[DictConfig]) -> None:
+    """Refuse a sweep two of whose jobs would train the same network: configs (validated) equal
+    but for ``seed`` (and :data:`NO_RESULT_KEYS`) whose seeds, ``seed .. seed+replicas-1``,
+    overlap. The line suggests the sweep's seeds stepping by ``replicas``. O(jobs): jobs are
+    grouped by their config without seed, and each is read once (a generator will do)."""
+    ignored = ", ".join(f"{k}.*" if k in schema.CLOSED_SECTIONS else k for k in NO_RESULT_KEYS[1:])
+    groups: dict[str, tuple[int, list[int]]] = {}  # config without seed: (replicas, seeds)
+    for cfg in configs:
+        groups.setdefault(_without_seed(cfg), (cfg.replicas, []))[1].append(cfg.seed)
+    for replicas, seeds in groups.values():
+        ordered = sorted(seeds)
+        for low, high in itertools.pairwise(ordered):
+            if high - low >= replicas:
+                continue
+            given = "seed=" + ",".join(map(str, seeds))
+            start = max(0, min(ordered[0], MAX_SEED + 1 - len(seeds) * replicas))
+            steps = ",".join(str(start + i * replicas) for i in range(len(seeds)))
+            twice = _seed_range(high, low + replicas - 1)
+            if replicas == 1:
+                raise ConfigError(
+                    f"{given} trains {twice} twice (the jobs differ only in seed, or in keys "
+                    f"with no effect on results: {ignored}); use distinct seeds, e.g. "
+                    f"seed={steps}"
+                )
+            fewer = " or replicas=1" if len(set(seeds)) == len(seeds) else ""
+            raise ConfigError(
+                f"{given} with replicas={replicas} trains {twice} twice; use seed={steps} "
+                f"(seeds step by replicas){fewer}"
+            )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first value a run cannot use."""
     _check_known_keys(cfg)
@@ -281,6 +373,7 @@ def validate(cfg: DictConfig) -> None:
     _validate_trainer(cfg.trainer)
     _validate_logger(cfg.logger)
     _check("seed", cfg.seed, lambda v: _is_int(v) and 0 <= v <= MAX_SEED, f"0 to {MAX_SEED}")
+    _check_replicas(cfg.replicas, cfg.seed)
     _check("threads", cfg.threads, _int_at_least(1), "an integer >= 1")
     _check_size(cfg)
     _check_not_ddp_in_sweep(cfg)

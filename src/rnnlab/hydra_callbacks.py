@@ -10,6 +10,7 @@ registration that happens on import (train.py registers them explicitly).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from rnnlab import hydra_setup, internals
-from rnnlab.checks import validate
+from rnnlab.checks import check_distinct_seeds, validate
 from rnnlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,19 @@ def is_basic_sweep(hydra: DictConfig) -> bool:
     return "BasicSweeper" in str(hydra.sweeper.get("_target_", ""))
 
 
+def _validated_jobs(config: DictConfig) -> Iterator[DictConfig]:
+    """Each job's config of a basic sweep, validated, one at a time (a sweep's jobs are not all
+    held in memory at once)."""
+    for overrides in internals.sweep_job_overrides(config):
+        job = internals.load_job_config(config, overrides)
+        validate(job)
+        yield job
+
+
 class ValidateConfig(Callback):
     """Validates a run, or every job of a basic sweep, once, before Hydra creates any
-    directory, so a bad value neither trains nor writes anything."""
+    directory, so a bad value neither trains nor writes anything; a basic sweep two of whose
+    jobs would train the same seed is refused too (checks.check_distinct_seeds)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -51,8 +62,7 @@ class ValidateConfig(Callback):
             if not is_basic_sweep(config.hydra):
                 validate(config)  # the values every job shares; the sweeper's are checked later
                 return
-            for overrides in internals.sweep_job_overrides(config):
-                validate(internals.load_job_config(config, overrides))
+            check_distinct_seeds(_validated_jobs(config))  # and no two train the same seed
         except ConfigError as err:
             raise InvalidConfig(str(err)) from err
 

@@ -114,6 +114,9 @@ class Config:
     )
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = key("seeds Python, NumPy, torch and the data order")
+    replicas: int = key(
+        "networks trained together in this job, seeds seed .. seed+replicas-1 (one batched network)"
+    )
     threads: int = key("torch threads per job (one is fastest for models this small)")
     resume: Optional[str] = key(  # noqa: UP045  (OmegaConf does not read `str | None`)
         "resume=<run dir>: continue a stopped run from its last checkpoint", None
