@@ -141,8 +141,14 @@ def test_allowed_values_are_the_ones_the_code_implements():
     for name in choices.READOUT_ACTIVATIONS:
         act = model.Forecaster(readout_activation=name).readout.act
         assert type(act).__name__.lower() == name
-    for key, bad in [("cell", "lstm"), ("nonlinearity", "sigmoid"), ("readout", "mlp"),
-                     ("readout_activation", "relu"), ("loss", "first"), ("scheduler", "step")]:
+    for key, bad in [
+        ("cell", "lstm"),
+        ("nonlinearity", "sigmoid"),
+        ("readout", "mlp"),
+        ("readout_activation", "relu"),
+        ("loss", "first"),
+        ("scheduler", "step"),
+    ]:
         with pytest.raises(ConfigError, match=f"model.{key}={bad} is not allowed"):
             model.Forecaster(**{key: bad})
 

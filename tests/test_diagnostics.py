@@ -28,7 +28,7 @@ def independent_grad_norms(model: Forecaster, x: torch.Tensor, y: torch.Tensor) 
             h_prev = rest[:, -2] if rest.shape[1] > 1 else leaf[-1]
         else:
             h_last = leaf[-1]
-            h_prev = model.cell(x[:, : t])[0][:, -1] if t else torch.zeros_like(h_last)
+            h_prev = model.cell(x[:, :t])[0][:, -1] if t else torch.zeros_like(h_last)
         loss = torch.nn.functional.mse_loss(model.readout(x[:, -1], h_prev, h_last), y[:, -1])
         # the concat readout reads h_{t-1}: the last state then gets no gradient at all
         (grad,) = torch.autograd.grad(loss, leaf, allow_unused=True)
@@ -112,8 +112,13 @@ def test_tensorboard_gets_the_diagnostics_per_epoch_and_the_figures(diagnosed_ru
     events = EventAccumulator(str(run_dir / "tb"), size_guidance={"images": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
-    for name in (M.GRAD_FIRST_OVER_LAST, f"{M.SPECTRAL_RADIUS}_l1", f"{M.SIGMA_MAX}_l0",
-                 M.CLIPPED_FRACTION, M.GRAD_NORM_P90):
+    for name in (
+        M.GRAD_FIRST_OVER_LAST,
+        f"{M.SPECTRAL_RADIUS}_l1",
+        f"{M.SIGMA_MAX}_l0",
+        M.CLIPPED_FRACTION,
+        M.GRAD_NORM_P90,
+    ):
         assert M.diagnostics_tag(name) in scalars, name
     first_over_last = events.Scalars(M.diagnostics_tag(M.GRAD_FIRST_OVER_LAST))
     assert len(first_over_last) == 1 + 3 + 1  # at initialisation, each epoch, tested checkpoint

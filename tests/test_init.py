@@ -30,9 +30,10 @@ def test_scratch_and_torch_start_from_identical_weights(compose_cfg, layers):
     torch_ = start(compose_cfg, "model=torch", f"model.num_layers={layers}")
     a, b = scratch.cell.to_torch().state_dict(), torch_.cell.to_torch().state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert all(torch.equal(p, q) for p, q in zip(
-        scratch.readout.parameters(), torch_.readout.parameters(), strict=True
-    ))
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(scratch.readout.parameters(), torch_.readout.parameters(), strict=True)
+    )
     # concat starts from the equivalent weights: the same W_ih, W_hh and b_ih + b_hh
     concat = start(compose_cfg, "model=concat", f"model.num_layers={layers}")
     for k in range(layers):
