@@ -8,6 +8,7 @@ GUI backend or global figure registry is involved and nothing needs closing.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import torch
 from matplotlib.axes import Axes
@@ -15,8 +16,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from rnnlab.choices import SPLIT_NAMES
-from rnnlab.data import SinCosDataModule
+from rnnlab.data import ReplicaDataModule, SinCosDataModule
 from rnnlab.model import Forecaster
+from rnnlab.replicas import ReplicaForecaster
 from rnnlab.rollout import Forecasts, forecast_test_split
 
 CHANNELS = ("sin", "cos")
@@ -123,16 +125,33 @@ def rollout_error_figure(fc: Forecasts, label: str = "") -> Figure:
     return fig
 
 
-def grad_flow_figure(norms: list[float], label: str = "", when: str = "") -> Figure:
+def grad_flow_figure(norms: list[Any], label: str = "", when: str = "") -> Figure:
     """``||dL/dh_t||`` against t, log scale: how much of the last step's loss gradient reaches
-    each step of the window (vanishing gradients fall away to the left)."""
+    each step of the window (vanishing gradients fall away to the left). For replicas (one
+    list per replica) the median across them, inside the band from the lowest to the highest."""
     fig, ax = _figure(
         f"gradient reaching each step of the window, {when}", label, "||dL/dh_t||", "t (step)"
     )
-    steps = range(1, len(norms) + 1)
     # a step with no gradient at all (the concat readout reads h_{t-1}, not h_t) is left out
-    shown = [n if n > 0 else float("nan") for n in norms]
-    ax.semilogy(steps, shown, marker="o", ms=3, color="tab:purple")
+    rows = norms if isinstance(norms[0], list) else [norms]
+    per_step = torch.tensor(rows, dtype=torch.float64)
+    per_step = per_step.where(per_step > 0, torch.nan)
+    steps = range(1, per_step.shape[1] + 1)
+    if len(per_step) > 1:
+        ax.fill_between(
+            steps,
+            per_step.amin(0),
+            per_step.amax(0),
+            color="tab:purple",
+            alpha=0.2,
+            label=f"range over {len(per_step)} replicas",
+        )
+        ax.semilogy(
+            steps, per_step.median(0).values, marker="o", ms=3, color="tab:purple", label="median"
+        )
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        ax.semilogy(steps, per_step[0], marker="o", ms=3, color="tab:purple")
     ax.yaxis.set_minor_locator(NullLocator())
     return fig
 
@@ -152,6 +171,73 @@ def final_figures(
     """The figures of a finished run, by name: the data and the forecast figures."""
     fc, label = forecast_test_split(model, dm, rollout_steps), run_label(model)
     return {"data": data_figure(dm.series, dm.bounds, label), **forecast_figures(fc, label)}
+
+
+def replica_rollout_figure(fcs: list[Forecasts], label: str = "") -> Figure:
+    """Every replica's rollout from the first test window, against the truth."""
+    k = len(fcs[0].rollout)
+    mses = torch.tensor([fc.rollout_errors.mean().item() for fc in fcs])
+    fig, ax = _series_figure(
+        f"rollouts of {len(fcs)} replicas, {k} predictions fed back from the first test window "
+        f"(median MSE {mses.median().item():.3g})",
+        label,
+    )
+    horizon = fcs[0].index[:k]
+    for c, name in enumerate(CHANNELS):
+        color = CHANNEL_COLORS[name]
+        ax.plot(horizon, fcs[0].truth[:k, c], color=color, lw=3, alpha=0.35, label=f"{name} truth")
+        for i, fc in enumerate(fcs):
+            ax.plot(
+                horizon,
+                fc.rollout[:, c],
+                "--",
+                color=color,
+                lw=0.8,
+                alpha=0.6,
+                label=f"{name} rollouts" if i == 0 else None,
+            )
+    _legend(ax)
+    return fig
+
+
+def replica_rollout_error_figure(fcs: list[Forecasts], label: str = "") -> Figure:
+    """The rollout's squared error against horizon: the replicas' median inside their range."""
+    errors = torch.stack([fc.rollout_errors for fc in fcs]).double()
+    median = errors.mean(1).median().item()
+    title = f"rollout error against horizon, {len(fcs)} replicas (median of means {median:.3g})"
+    fig, ax = _figure(title, label, "squared error", "horizon (steps ahead)")
+    horizon = torch.arange(1, errors.shape[1] + 1)
+    ax.fill_between(
+        horizon,
+        errors.amin(0),
+        errors.amax(0),
+        color="tab:red",
+        alpha=0.2,
+        label="range over replicas",
+    )
+    ax.semilogy(horizon, errors.median(0).values, color="tab:red", label="median")
+    ax.semilogy(horizon, fcs[0].persistence_errors, ":", color="tab:purple", label="persistence")
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def replica_final_figures(
+    model: ReplicaForecaster, dm: ReplicaDataModule, rollout_steps: int | None = None
+) -> dict[str, Figure]:
+    """The figures of a finished replicas job: the first replica's data, and every replica's
+    rollout (of its best-validation weights) and rollout error."""
+    fcs = [
+        forecast_test_split(model.replica(r), member, rollout_steps)
+        for r, member in enumerate(dm.members)
+    ]
+    label = f"{run_label(model)}, {model.replicas} replicas"
+    first = dm.members[0]
+    return {
+        "data": data_figure(first.series, first.bounds, f"{label}: seed {model.seeds[0]}"),
+        "rollout": replica_rollout_figure(fcs, label),
+        "rollout_error": replica_rollout_error_figure(fcs, label),
+    }
 
 
 def to_png(fig: Figure) -> bytes:

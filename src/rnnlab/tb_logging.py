@@ -27,6 +27,7 @@ from torch.utils.tensorboard import SummaryWriter
 from rnnlab import diagnostics, figures
 from rnnlab import metrics as M
 from rnnlab.internals import file_writer
+from rnnlab.replicas import ReplicaForecaster
 from rnnlab.rollout import Forecasts, forecast_test_split
 
 #: HParams' status filter by the run's status; diverged and failed runs show as failures.
@@ -358,6 +359,8 @@ class ForecastFigures(Callback):
         # The last epoch is left to on_test_end, which draws the tested checkpoint.
         if trainer.sanity_checking or epoch == trainer.max_epochs:
             return
+        if isinstance(pl_module, ReplicaForecaster):
+            return  # during training, a replicas job draws its figures only at the end
         fc = self._forecasts(trainer, pl_module)
         figs = figures.forecast_figures(fc, figures.run_label(pl_module))
         self._emit(trainer, figs, _epoch_step(trainer), save=False)
@@ -365,7 +368,10 @@ class ForecastFigures(Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        figs = figures.final_figures(pl_module, trainer.datamodule, self.rollout_steps)
+        if isinstance(pl_module, ReplicaForecaster):
+            figs = figures.replica_final_figures(pl_module, trainer.datamodule, self.rollout_steps)
+        else:
+            figs = figures.final_figures(pl_module, trainer.datamodule, self.rollout_steps)
         self._emit(trainer, figs, trainer.global_step, save=True)  # the test metrics' step
 
 
