@@ -203,10 +203,8 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         return self.mean_alive(self.replica_train_losses())
 
     def on_train_epoch_end(self) -> None:
-        from rnnlab.tb_logging import log_replica_values
-
+        # the means through Lightning; each replica's by rnnlab.tb_logging.ReplicaBoards
         self.log(M.TRAIN_LOSS, self.epoch_train_loss(), on_epoch=True, sync_dist=True)
-        log_replica_values(self.trainer, {M.TRAIN_LOSS: self.replica_train_losses()})
 
     def mean_alive(self, values: torch.Tensor) -> torch.Tensor:
         """The mean of ``values`` ``(R,)`` over the replicas still training (NaN: none)."""
@@ -231,8 +229,6 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
             metric.reset()
 
     def on_validation_epoch_end(self) -> None:
-        from rnnlab.tb_logging import log_replica_values
-
         values = {
             M.VAL_LOSS: self.val_loss.compute(),
             M.VAL_MSE: self.val_mse.compute(),
@@ -247,8 +243,11 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         self.best_val_mse = torch.where(improved, val, self.best_val_mse)
         self.best.copy_rows(self.net, improved)
         values[M.VAL_MSE_BEST] = self.best_val_mse.clone()
-        self.last_val = {k: v.clone() for k, v in values.items()}
-        log_replica_values(self.trainer, values)
+        # each replica's latest values while it trained (what ReplicaBoards logs)
+        self.last_val = {
+            k: torch.where(self.alive, v, self.last_val[k]) if k in self.last_val else v.clone()
+            for k, v in values.items()
+        }
         self.log_dict({k: self.mean_alive(v) for k, v in values.items()}, sync_dist=True)
         # a single run's FiniteCheckpoints refuses to save such a model: it diverged here
         finite = torch.stack([p.isfinite().flatten(1).all(1) for p in self.net.parameters()])
@@ -280,6 +279,8 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["replicas_diverged_what"] = dict(self.diverged_what)
+        checkpoint["replicas_last_val"] = {k: v.cpu() for k, v in self.last_val.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.diverged_what = dict(checkpoint.get("replicas_diverged_what", {}))
+        self.last_val = dict(checkpoint.get("replicas_last_val", {}))

@@ -128,6 +128,14 @@ class ReplicaBoards(Callback):
             {f"mean and range over {len(self.seeds)} replicas ({seeds})": charts}
         )
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log_replica_values(trainer, {M.TRAIN_LOSS: pl_module.replica_train_losses()})
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the module's on_validation_epoch_end, which computed each replica's values
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            log_replica_values(trainer, pl_module.last_val)
+
     def write(self, name: str, values: torch.Tensor, step: int, alive: torch.Tensor | None) -> None:
         """Replica r's value to its run, for the replicas still training."""
         for r, writer in enumerate(self.writers):
