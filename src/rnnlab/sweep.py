@@ -32,6 +32,9 @@ from rnnlab.sweep_plot import plot_summary
 
 CSV_NAME, MD_NAME, PNG_NAME = "summary.csv", "summary.md", "summary.png"
 RECORD_COLUMNS = ("epochs", "fit_seconds", "params")
+#: A replicas job's spread across its replicas (metrics.json's ``replica_spread``), per metric.
+SPREAD_METRICS = (M.VAL_MSE_BEST, M.TEST_MSE)
+SPREAD_COLUMNS = ("std", "ci_low", "ci_high")
 NA = "-"  # a number a job does not have
 
 
@@ -41,6 +44,9 @@ def csv_columns(jobs: list[Job]) -> list[str]:
         *override_keys(jobs),
         "status",
         *M.FINAL_METRICS,
+        "replicas",
+        "replicas_finished",
+        *(f"{m}_{c}" for m in SPREAD_METRICS for c in SPREAD_COLUMNS),
         *RECORD_COLUMNS,
         "error",
         "dir",
@@ -50,6 +56,11 @@ def csv_columns(jobs: list[Job]) -> list[str]:
 def csv_row(job: Job) -> dict[str, Any]:
     row: dict[str, Any] = {"job": job.num, **job.overrides, "status": job.status}
     row.update({name: job.metric(name) for name in M.FINAL_METRICS})
+    spread = job.record.get("replica_spread") or {}
+    row["replicas"] = len(job.record.get("replicas") or []) or 1
+    row["replicas_finished"] = job.record.get("replicas_finished", int(job.status == "ok"))
+    for m in SPREAD_METRICS:
+        row.update({f"{m}_{c}": (spread.get(m) or {}).get(c) for c in SPREAD_COLUMNS})
     row.update({name: job.record.get(name) for name in RECORD_COLUMNS})
     row.update(error=job.error, dir=job.path.name)
     return row
@@ -65,6 +76,14 @@ def write_csv(jobs: list[Job], path: Path) -> None:
 
 def _fmt(value: float | None) -> str:
     return NA if value is None else f"{value:.3g}"
+
+
+def _interval(job: Job, metric: str) -> str:
+    """A replicas job's 95% bootstrap interval of the replicas' mean, with their count."""
+    spread = (job.record.get("replica_spread") or {}).get(metric) or {}
+    if spread.get("ci_low") is None:
+        return NA
+    return f"[{_fmt(spread['ci_low'])}, {_fmt(spread['ci_high'])}] n={spread['n']}"
 
 
 def _short(value: str) -> str:
@@ -179,6 +198,7 @@ def markdown(jobs: list[Job], title: str) -> str:
         "status",
         RANK_BY,
         M.TEST_MSE,
+        "95% CI (replicas)",
         M.TEST_MAE,
         M.TEST_ROLLOUT_MSE,
         *versus,
@@ -194,6 +214,7 @@ def markdown(jobs: list[Job], title: str) -> str:
             job.status,
             _fmt(job.metric(RANK_BY)),
             _fmt(job.metric(M.TEST_MSE)),
+            _interval(job, M.TEST_MSE),
             _fmt(job.metric(M.TEST_MAE)),
             _fmt(job.metric(M.TEST_ROLLOUT_MSE)),
             *_versus(job, baselines),

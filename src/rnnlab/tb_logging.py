@@ -444,6 +444,7 @@ def hparams_of(cfg: DictConfig) -> tuple[dict[str, Any], set[str]]:
     params.update({f"model.{k}": v for k, v in OmegaConf.to_container(cfg.model).items()})
     params.update({f"data.{k}": v for k, v in OmegaConf.to_container(cfg.data).items()})
     params["seed"] = cfg.seed
+    params["replicas"] = cfg.get("replicas", 1)  # a replicas job's metrics are their means
     params.update({f"trainer.{k}": cfg.trainer.get(k) for k in ("max_epochs", "gradient_clip_val")})
     return params, command_line & set(params)
 
