@@ -44,7 +44,7 @@ def csv_columns(jobs: list[Job]) -> list[str]:
         *override_keys(jobs),
         "status",
         *M.FINAL_METRICS,
-        "replicas",
+        "networks",  # replicas trained in the job (1 without replicas)
         "replicas_finished",
         *(f"{m}_{c}" for m in SPREAD_METRICS for c in SPREAD_COLUMNS),
         *RECORD_COLUMNS,
@@ -57,7 +57,7 @@ def csv_row(job: Job) -> dict[str, Any]:
     row: dict[str, Any] = {"job": job.num, **job.overrides, "status": job.status}
     row.update({name: job.metric(name) for name in M.FINAL_METRICS})
     spread = job.record.get("replica_spread") or {}
-    row["replicas"] = len(job.record.get("replicas") or []) or 1
+    row["networks"] = len(job.record.get("replicas") or []) or 1
     row["replicas_finished"] = job.record.get("replicas_finished", int(job.status == "ok"))
     for m in SPREAD_METRICS:
         row.update({f"{m}_{c}": (spread.get(m) or {}).get(c) for c in SPREAD_COLUMNS})
