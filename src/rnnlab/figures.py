@@ -125,6 +125,13 @@ def rollout_error_figure(fc: Forecasts, label: str = "") -> Figure:
     return fig
 
 
+def _median_in_range(ax: Axes, x: Any, rows: torch.Tensor, color: str, **style: Any) -> None:
+    """The median over ``rows`` (one per replica) inside the band from their lowest to highest."""
+    band = f"range over {len(rows)} replicas"
+    ax.fill_between(x, rows.amin(0), rows.amax(0), color=color, alpha=0.2, label=band)
+    ax.semilogy(x, rows.median(0).values, color=color, label="median", **style)
+
+
 def grad_flow_figure(norms: list[Any], label: str = "", when: str = "") -> Figure:
     """``||dL/dh_t||`` against t, log scale: how much of the last step's loss gradient reaches
     each step of the window (vanishing gradients fall away to the left). For replicas (one
@@ -138,17 +145,7 @@ def grad_flow_figure(norms: list[Any], label: str = "", when: str = "") -> Figur
     per_step = per_step.where(per_step > 0, torch.nan)
     steps = range(1, per_step.shape[1] + 1)
     if len(per_step) > 1:
-        ax.fill_between(
-            steps,
-            per_step.amin(0),
-            per_step.amax(0),
-            color="tab:purple",
-            alpha=0.2,
-            label=f"range over {len(per_step)} replicas",
-        )
-        ax.semilogy(
-            steps, per_step.median(0).values, marker="o", ms=3, color="tab:purple", label="median"
-        )
+        _median_in_range(ax, steps, per_step, "tab:purple", marker="o", ms=3)
         ax.legend(loc="lower right", fontsize=8)
     else:
         ax.semilogy(steps, per_step[0], marker="o", ms=3, color="tab:purple")
@@ -207,15 +204,7 @@ def replica_rollout_error_figure(fcs: list[Forecasts], label: str = "") -> Figur
     title = f"rollout error against horizon, {len(fcs)} replicas (median of means {median:.3g})"
     fig, ax = _figure(title, label, "squared error", "horizon (steps ahead)")
     horizon = torch.arange(1, errors.shape[1] + 1)
-    ax.fill_between(
-        horizon,
-        errors.amin(0),
-        errors.amax(0),
-        color="tab:red",
-        alpha=0.2,
-        label="range over replicas",
-    )
-    ax.semilogy(horizon, errors.median(0).values, color="tab:red", label="median")
+    _median_in_range(ax, horizon, errors, "tab:red")
     ax.semilogy(horizon, fcs[0].persistence_errors, ":", color="tab:purple", label="persistence")
     ax.yaxis.set_minor_locator(NullLocator())
     ax.legend(loc="lower right", fontsize=8)
