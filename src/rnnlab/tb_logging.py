@@ -136,6 +136,10 @@ class ReplicaBoards(Callback):
         if not trainer.sanity_checking and trainer.state.fn == "fit":
             log_replica_values(trainer, pl_module.last_val)
 
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # each replica's test of its best weights, at the step of the test metrics
+        log_replica_values(trainer, pl_module.test_values, trainer.global_step)
+
     def write(self, name: str, values: torch.Tensor, step: int, alive: torch.Tensor | None) -> None:
         """Replica r's value to its run, for the replicas still training."""
         for r, writer in enumerate(self.writers):
