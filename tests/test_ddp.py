@@ -40,3 +40,23 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     # such runs differ as much as seeds do (within 10% with model.init=native, 2.2x with torch).
     assert a["test/mse"] * 50 < a["baseline/persistence_mse"]
     assert b["test/mse"] * 50 < b["baseline/persistence_mse"]
+
+
+def test_ddp_trains_every_replica_on_every_rank(tmp_path):
+    """replicas=2 under two-process DDP: each rank holds both replicas (their gradients are
+    averaged across ranks like any parameter's), one metrics.json lists both, and both learn."""
+    ddp = run_train(
+        "trainer=ddp",
+        "trainer.devices=2",
+        "replicas=2",
+        "logger.figures=false",
+        *COMMON,
+        f"hydra.run.dir={tmp_path}/ddp",
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "Traceback" not in ddp.stderr, ddp.stderr[-3000:]
+    record = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert record["status"] == "ok" and [r["seed"] for r in record["replicas"]] == [0, 1]
+    for replica in record["replicas"]:
+        assert replica["status"] == "ok"
+        assert replica["test/mse"] * 50 < replica["baseline/persistence_mse"]
