@@ -16,8 +16,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.profilers import SimpleProfiler
 
 from rnnlab.bench.__main__ import main
-from rnnlab.bench.common import bare_trainer, checkout
+from rnnlab.bench.common import bare_trainer, checkout, targets
 from rnnlab.bench.loop import EmptyStep, optimizer_and_scheduler
+from rnnlab.bench.replicas import replicas_override
 from rnnlab.cells import ConcatRNN, ScratchRNN
 from rnnlab.experiment import build_datamodule, build_model, build_trainer
 from rnnlab.model import Forecaster
@@ -47,6 +48,41 @@ def test_bench_without_json_prints_the_tables_only(capsys):
     out = capsys.readouterr().out
     assert "[data]" in out and "[targets]" in out
     assert "{" not in out and "JSON" not in out
+
+
+def test_quick_replicas_section_prints_its_table(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    main(["--quick", "--sections", "replicas", "--no-replica-processes", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert "[replicas]" in out and "[targets]" in out
+    section = json.loads(path.read_text())["replicas"]
+    rows = section["rows"]
+    expected = [(cell, r) for cell in ("scratch", "concat", "torch") for r in (1, 4)]
+    assert [(row["cell"], row["replicas"]) for row in rows] == expected
+    assert section["epochs"] == 1 and all(row["fit_s"] > 0 for row in rows)
+    for row in rows:
+        one = next(o for o in rows if o["cell"] == row["cell"] and o["replicas"] == 1)
+        assert row["ratio"] == pytest.approx(row["fit_s"] / one["fit_s"])
+        assert row["speedup"] == pytest.approx(row["replicas"] / row["ratio"])
+    assert "end_to_end" not in section and "peak_rss_mib" not in rows[0]
+
+
+def test_replicas_override_and_targets():
+    assert replicas_override(1) == [] and replicas_override(5) == ["+replicas=5"]
+    rows = [
+        {"cell": "scratch", "replicas": 16, "ratio": 1.5},
+        {"cell": "concat", "replicas": 16, "ratio": 2.5},
+        {"cell": "concat", "replicas": 8, "ratio": 9.0},  # no target at R=8 for concat
+        {"cell": "torch", "replicas": 8, "ratio": 3.0},
+    ]
+    report = {"replicas": {"rows": rows, "end_to_end": {"seeds": 5, "speedup": 2.9}}}
+    found = [(t["target"], t["met"]) for t in targets(report)]
+    assert found == [
+        ("replicas=16 fit / replicas=1 fit, scratch <= 2", True),
+        ("replicas=16 fit / replicas=1 fit, concat <= 2", False),
+        ("replicas=8 fit / replicas=1 fit, torch <= 3.2", True),
+        ("sweep of 5 seeds: separate wall / replicas wall >= 3", False),
+    ]
 
 
 def test_bench_finds_conf_in_the_current_directory_first(tmp_path, monkeypatch):
@@ -82,6 +118,10 @@ def test_quick_bench_command_runs_whole_processes(tmp_path):
     assert run["import_peak_rss_mib"] > 0 and run["run_peak_rss_mib"] > 0
     assert run["run_steps"] == 25  # --quick: one epoch of 25 steps, from [loop]'s steps
     assert 0 < run["sweep_job_overhead_s"] < run["sweep_job_s"]
+    replicas = report["replicas"]
+    assert all(row["peak_rss_mib"] > 0 for row in replicas["rows"] if row["cell"] == "scratch")
+    e2e = replicas["end_to_end"]
+    assert e2e["seeds"] == 2 and e2e["separate_s"] > 0 < e2e["replicas_s"]
 
 
 @pytest.mark.parametrize("cell", ["scratch", "concat", "torch"])

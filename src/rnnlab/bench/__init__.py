@@ -15,7 +15,10 @@ Sections (``--sections``; all by default), one module each:
 - ``job``: one sweep job's ``rnnlab.experiment.train_and_test``, split into training steps and
   everything else, against a bare fit and test;
 - ``run``: wall time and peak RSS of whole processes: the bare import of torch + lightning +
-  hydra, a default ``python train.py``, and a three-job sweep (per job).
+  hydra, a default ``python train.py``, and a three-job sweep (per job);
+- ``replicas``: one ``replicas=R`` job (R seeds trained as one batched network) against R
+  separate runs, per cell: fit time, seconds per replica, peak RSS; and a sweep of 15 networks
+  with ``replicas=5`` against one job per seed, wall clock.
 
 ``common`` holds what they share. Every comparison interleaves its repetitions (A, B, A, B,
 ...) and reports medians, so load from other processes hits both sides alike: the ratios are

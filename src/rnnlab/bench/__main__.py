@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import rnnlab.bench
-from rnnlab.bench import cells, data, job, loop, run
+from rnnlab.bench import cells, data, job, loop, replicas, run
 from rnnlab.bench import compile as compile_step  # not the builtin
 from rnnlab.bench.common import machine_info, set_up_process, table, targets
 
@@ -21,6 +21,7 @@ SECTIONS = {
     "compile": compile_step,
     "job": job,
     "run": run,
+    "replicas": replicas,
 }
 DEFAULT_SIZES = ("32x4x32", "256x64x64", "64x512x64")  # BxLxH; the first is the default config
 
@@ -42,6 +43,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed-points", type=int, default=5000, help="[data] seed way at")
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per cell measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda ([loop], [cells], [compile])")
+    parser.add_argument(
+        "--replica-counts", default="1,4,8,16,64", help="[replicas] R values (R=1 always)"
+    )
+    parser.add_argument("--replica-epochs", type=int, default=10, help="[replicas] epochs per job")
+    parser.add_argument(
+        "--replica-overrides",
+        nargs="*",
+        default=list(replicas.DEFAULT_OVERRIDES),
+        help="[replicas] config overrides (none: the default config)",
+    )
+    parser.add_argument(
+        "--no-replica-processes",
+        dest="replica_processes",
+        action="store_false",
+        help="[replicas] skip the fresh processes (peak RSS, the end-to-end sweeps)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the whole report here")
     parser.add_argument(
         "--overrides",
@@ -66,8 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         opts.sizes, opts.compile_sizes = "8x4x8", "8x4x8"
         opts.points, opts.seed_points = 10**4, 500
         opts.job_overrides = ["trainer.max_epochs=1"]
+        opts.replica_counts, opts.replica_epochs = "1,4", 1
     opts.sizes = opts.sizes.split(",")
     opts.compile_sizes = opts.compile_sizes.split(",")
+    opts.replica_counts = [int(r) for r in opts.replica_counts.split(",")]
     return opts
 
 
@@ -113,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "run" in opts.sections:
             report["run"] = run.measure(opts, work)
             run.add_training_steps(report, opts)
+        if "replicas" in opts.sections:
+            report["replicas"] = replicas.measure(opts, work)
     report["targets"] = targets(report)
     print_report(report)
     if opts.json is not None:

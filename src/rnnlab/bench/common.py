@@ -29,7 +29,10 @@ TARGETS = {
     "windows_ms_max": 50.0,
     "run_minus_import_s_max": 3.0,
     "job_overhead_s_max": 1.0,
+    "replicas_sweep_speedup_min": 3.0,
 }
+# [replicas]: per cell, R and the most a job of R replicas may take, times the R=1 job's fit
+REPLICA_TARGETS = {"scratch": (16, 2.0), "concat": (16, 2.0), "torch": (8, 3.2)}
 
 
 # -- timing ----------------------------------------------------------------------------------
@@ -246,5 +249,17 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         run.get("sweep_job_overhead_s"),
         TARGETS["job_overhead_s_max"],
         False,
+    )
+    replicas = report.get("replicas", {})
+    for row in replicas.get("rows", []):
+        if REPLICA_TARGETS.get(row["cell"], (None,))[0] == row["replicas"]:
+            name = f"replicas={row['replicas']} fit / replicas=1 fit, {row['cell']}"
+            add(name, row["ratio"], REPLICA_TARGETS[row["cell"]][1], False)
+    e2e = replicas.get("end_to_end", {})
+    add(
+        f"sweep of {e2e.get('seeds')} seeds: separate wall / replicas wall",
+        e2e.get("speedup"),
+        TARGETS["replicas_sweep_speedup_min"],
+        True,
     )
     return found
