@@ -68,7 +68,7 @@ def test_quick_replicas_section_prints_its_table(tmp_path, capsys):
 
 
 def test_replicas_override_and_targets():
-    assert replicas_override(1) == [] and replicas_override(5) == ["+replicas=5"]
+    assert replicas_override(1) == [] and replicas_override(5) == ["replicas=5"]
     rows = [
         {"cell": "scratch", "replicas": 16, "ratio": 1.5},
         {"cell": "concat", "replicas": 16, "ratio": 2.5},

@@ -29,12 +29,11 @@ from rnnlab.checkpoints.resume import checkpoint_to_resume, last_checkpoint
 from rnnlab.checkpoints.saving import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
 from rnnlab.checks import validate
 from rnnlab.data import DATAMODULES, ReplicaDataModule, WindowDataModule
-from rnnlab.diagnostics import diagnose
 from rnnlab.hydra_callbacks import is_basic_sweep
 from rnnlab.internals import no_profiler
 from rnnlab.model import Diverged, Forecaster
-from rnnlab.replicas import ReplicaForecaster
-from rnnlab.rollout import rollout_mse
+from rnnlab.replicas import ReplicaForecaster, replica_diagnostics
+from rnnlab.rollout import replica_forecasts, rollout_mse
 from rnnlab.run_log import FitClock, ProgressLog
 from rnnlab.signals import StopAtEpochEnd, interruption
 from rnnlab.tb_logging import (
@@ -246,6 +245,11 @@ def _replicas_result(
         trainer.test(model, datamodule=dm, verbose=False)
     monitor = next(c for c in trainer.callbacks if isinstance(c, GradNormMonitor))
     flow = next(c for c in trainer.callbacks if isinstance(c, GradientFlow))
+    forecasts = replica_forecasts(model, dm) if tested and dm.forecasting else []
+    finished_mask = model.alive & tested
+    diagnosed = replica_diagnostics(model, finished_mask, flow.batch) if flow.batch else []
+    shared = dm.windows["train"][0].stride(0) == 0  # every replica has the same data
+    baselines = data_baselines(dm.members[0].windows, dm.forecasting) if shared else None
     records = []
     for r, member in enumerate(dm.members):
         finished = tested and bool(model.alive[r])
@@ -254,11 +258,10 @@ def _replicas_result(
         if finished:
             values |= {k: v[r] for k, v in model.test_values.items()}
         values = {k: _finite_or_none(v) for k, v in values.items()}
-        replica = model.replica(r, best=finished)
         if finished and member.forecasting:
-            values[M.TEST_ROLLOUT_MSE] = rollout_mse(replica, member)
+            values[M.TEST_ROLLOUT_MSE] = forecasts[r].rollout_errors.mean().item()
         if member.windows:
-            values.update(data_baselines(member.windows, member.forecasting))
+            values.update(baselines or data_baselines(member.windows, member.forecasting))
         record: dict[str, Any] = {"seed": model.seeds[r], "status": status}
         if finished:
             record["status"] = "ok"
@@ -270,8 +273,7 @@ def _replicas_result(
                 diverged_step=int(model.diverged_step[r]),
             )
         record |= {name: values.get(name) for name in M.FINAL_METRICS}
-        diag = diagnose(replica, (flow.batch[0][r], flow.batch[1][r])) if flow.batch else {}
-        diag |= monitor.run_stats(r)
+        diag = {**(diagnosed[r] if diagnosed else {}), **monitor.run_stats(r)}
         record[M.DIAGNOSTICS] = _finite_diagnostics(diag)
         records.append(record)
     done = [rec for rec in records if rec["status"] == "ok"] or records

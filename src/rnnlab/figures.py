@@ -19,7 +19,7 @@ from rnnlab.choices import SPLIT_NAMES
 from rnnlab.data import ReplicaDataModule, SinCosDataModule
 from rnnlab.model import Forecaster
 from rnnlab.replicas import ReplicaForecaster
-from rnnlab.rollout import Forecasts, forecast_test_split
+from rnnlab.rollout import Forecasts, forecast_test_split, replica_forecasts
 
 CHANNELS = ("sin", "cos")
 SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
@@ -216,10 +216,7 @@ def replica_final_figures(
 ) -> dict[str, Figure]:
     """The figures of a finished replicas job: the first replica's data, and every replica's
     rollout (of its best-validation weights) and rollout error."""
-    fcs = [
-        forecast_test_split(model.replica(r), member, rollout_steps)
-        for r, member in enumerate(dm.members)
-    ]
+    fcs = replica_forecasts(model, dm, rollout_steps)
     label = f"{run_label(model)}, {model.replicas} replicas"
     first = dm.members[0]
     return {

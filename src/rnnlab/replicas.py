@@ -19,6 +19,7 @@ Per replica, as in its own run:
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import lightning as L
@@ -28,6 +29,7 @@ from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from rnnlab import metrics as M
+from rnnlab.diagnostics import diagnose
 from rnnlab.internals import CheapHookName
 from rnnlab.model import Diverged, Forecaster, optimizer_and_schedule
 from rnnlab.replica_net import ReplicaNet
@@ -47,6 +49,36 @@ def _build(seed: int, replicas: int, forecaster: dict[str, Any]) -> list[Forecas
             torch.manual_seed(seed + r)
             networks.append(Forecaster(**forecaster))
     return networks
+
+
+class _Weights(nn.Module):
+    """Stacked weights seen as a model by rnnlab.diagnostics: ``cell`` and ``readout``."""
+
+    def __init__(self, net: ReplicaNet) -> None:
+        super().__init__()
+        self.cell = net
+
+    def readout(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.cell.readout(x, h_prev, h)
+
+
+def replica_diagnostics(
+    model: ReplicaForecaster, best: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor]
+) -> list[dict[str, Any]]:
+    """Each replica's final diagnostics (rnnlab.diagnostics.diagnose), in one batched pass: of
+    its best-validation weights where ``best`` (R booleans: the tested replicas), else of its
+    last weights."""
+    weights = copy.deepcopy(model.best)
+    weights.copy_rows(model.net, ~best)
+    found = diagnose(_Weights(weights), batch)
+    per_layer = (M.SPECTRAL_RADIUS, M.SIGMA_MAX)
+    return [
+        {
+            **{name: [layer[r] for layer in found[name]] for name in per_layer},
+            M.GRAD_NORM_BY_STEP: found[M.GRAD_NORM_BY_STEP][r],
+        }
+        for r in range(model.replicas)
+    ]
 
 
 class ReplicaForecaster(CheapHookName, L.LightningModule):

@@ -8,6 +8,7 @@ The model's own predictions are fed back from the first test window over the who
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -70,3 +71,40 @@ def forecast_test_split(
 def rollout_mse(model: Forecaster, dm: SinCosDataModule) -> float:
     """``test/rollout_mse``: the mean squared error of the rollout over the whole test split."""
     return forecast_test_split(model, dm).rollout_errors.mean().item()
+
+
+@torch.no_grad()
+def replica_forecasts(model: Any, dm: Any, steps: int | None = None) -> list[Forecasts]:
+    """:func:`forecast_test_split` for every replica of a ReplicaForecaster at once, from each
+    one's best-validation weights (``model.best``) and on its own test split: one batched pass
+    instead of R."""
+    inputs, targets = dm.windows["test"]  # (R, N, L, C)
+    start = dm.members[0].bounds[SPLIT_NAMES.index("test")][0]
+    seq_len, truth = inputs.shape[2], targets[:, :, -1]
+    steps = truth.shape[1] if steps is None else max(1, min(steps, truth.shape[1]))
+    net = model.best
+    was_training = net.training
+    net.eval()
+    try:
+        one_step = net(inputs.to(model.device))[:, :, -1].cpu()
+        window, preds = inputs[:, :1].to(model.device), []
+        for _ in range(steps):
+            nxt = net(window, last_only=True)
+            preds.append(nxt)
+            window = torch.cat([window[:, :, 1:], nxt], dim=2)
+        rollout = torch.cat(preds, dim=2)[:, 0].cpu()
+    finally:
+        net.train(was_training)
+    index = torch.arange(start + seq_len, start + seq_len + truth.shape[1])
+    return [
+        Forecasts(
+            index=index,
+            truth=truth[r],
+            one_step=one_step[r],
+            context_index=torch.arange(start, start + seq_len),
+            context=inputs[r, 0],
+            rollout=rollout[r],
+            persistence=inputs[r, 0, -1].expand(steps, -1),
+        )
+        for r in range(len(inputs))
+    ]

@@ -21,17 +21,13 @@ from rnnlab.experiment import train_and_test
 
 E2E_SEEDS = 5  # the end-to-end sweep: 3 cells x 5 seeds, 15 networks
 QUICK_E2E_SEEDS = 2
-# Until a replicas job draws figures, the section runs with them off (for every R alike): at
-# 7ee2467 the default config fails for R > 1 in figures.grad_flow_figure (given a list per
-# replica) and in rollout.forecast_test_split (ReplicaDataModule has no ``bounds``).
-# ``--replica-overrides`` with no values measures the default config.
-DEFAULT_OVERRIDES = ("logger.figures=false",)
+# The default config, figures included (``--replica-overrides KEY=VALUE ...`` to change it).
+DEFAULT_OVERRIDES: tuple[str, ...] = ()
 
 
 def replicas_override(replicas: int) -> list[str]:
-    """The command-line override for ``replicas``: none for one (the normal path). The key is
-    not in the schema of this branch yet, hence ``+``; once it is, this is ``replicas=R``."""
-    return [] if replicas == 1 else [f"+replicas={replicas}"]
+    """The command-line override for ``replicas``: none for one (the normal path)."""
+    return [] if replicas == 1 else [f"replicas={replicas}"]
 
 
 def _overrides(cell: str, replicas: int, epochs: int, opts: argparse.Namespace) -> list[str]:
