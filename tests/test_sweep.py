@@ -111,16 +111,17 @@ def test_rows_are_best_first_by_the_objective_then_by_status(sweep_dir):
     assert [int(r["job"]) for r in rows] == [1, 2, 0, 3, 4, 5, 6]
 
 
-def test_markdown_shows_best_per_cell_and_mean_test_mse_per_factor_value(sweep_dir):
+def test_markdown_shows_best_per_cell_and_each_configuration(sweep_dir):
     md = (sweep_dir / "summary.md").read_text()
     assert "7 jobs: 3 ok, 1 diverged, 1 failed, 2 missing." in md
-    assert "| scratch | data.seq_len=8 | ok | 0.0001 | 0.0001 | 50x better |" in md
-    assert "| torch | data.seq_len=4 | ok | 0.0002 | 0.0006 | 8.33x better |" in md
-    assert "| concat | (no finished job) | failed |" in md
-    # seq_len=4: ok jobs 0 and 2 -> mean (2e-4 + 6e-4) / 2; job 4 failed
-    assert "| `data.seq_len` | 4 | 2 | 0 | 1 | 0.0004 | 0.0004 |" in md
-    assert "| `data.seq_len` | 8 | 1 | 1 | 1 | 0.0001 | 0.0001 |" in md
-    assert "| `model` | concat | 0 | 0 | 3 | - | - |" in md
+    assert "| scratch | data.seq_len=8 | 1 | 0/1 (0%) | 0.0001 | 0.0001 | 50x better |" in md
+    assert "| torch | data.seq_len=4 | 1 | 0/1 (0%) | 0.0002 | 0.0006 | 8.33x better |" in md
+    assert "| concat | (no finished network) | 3 | 0/3 |" in md
+    # configurations (groups.csv), best first by val/mse_best; diverged and failed last
+    table = md.split("## Configurations, best first")[1].split("![summary]")[0]
+    assert "| scratch | 8 | 1 | 1 | 0/1 (0%) | 0.0001 | - | 0.0001 | 0.0001 | 0.0001 |" in table
+    assert "| torch | 8 | 1 | 0 | 1/1 (100%) | - |" in table
+    assert " to " not in md.split("## Jobs")[0]  # numeric factors are never binned into ranges
     rows = [line for line in md.split("## Jobs, best first")[1].splitlines() if line[:2] == "| "]
     assert [row.split("|")[1].strip() for row in rows[1:]] == list("1203456")
     assert "ValueError: boom \\| with a pipe" in md  # a pipe would break the table
@@ -146,7 +147,7 @@ def test_empty_or_unfinished_sweep_still_gets_a_summary(tmp_path):
 def test_cli_rebuilds_the_files(tmp_path, capsys):
     make_job(tmp_path, 0, ["model=torch"], "ok", 1e-4, 1e-4)
     sweep.main([str(tmp_path)])
-    names = ("summary.csv", "summary.md", "summary.png")
+    names = ("summary.csv", "groups.csv", "summary.md", "summary.png")
     assert capsys.readouterr().out.split() == [str(tmp_path / name) for name in names]
     assert read_csv(tmp_path / "summary.csv")[0]["model"] == "torch"
     with pytest.raises(SystemExit):
@@ -274,21 +275,3 @@ def test_slurm_launcher_preset_runs_one_task_per_job():
     assert (params["nodes"], params["tasks_per_node"]) == (1, 1)
     assert (params["cpus_per_task"], params["gpus_per_node"]) == (2, 1)  # threads, override
     assert params["submitit_folder"].startswith(str(cfg.hydra.sweep.dir))
-
-
-def test_a_searched_factor_is_shown_in_three_ranges(tmp_path):
-    """Optuna picks a new learning rate per trial: per-value means would be one row per job."""
-    for num in range(9):
-        lr = 10 ** (-4 + num / 3)
-        make_job(tmp_path, num, [f"model.lr={lr}", "model.hidden_size=32"], "ok", lr, lr)
-    make_job(tmp_path, 9, ["model.lr=0.5", "model.hidden_size=64"], "ok", 1.0, 1.0)
-    jobs = sweep.collect(tmp_path)
-    assert [label for label, _ in sweep.factor_groups(jobs, "model.lr")] == [
-        "0.0001 to 0.000464",
-        "0.001 to 0.00464",
-        "0.01 to 0.5",
-    ]
-    assert [value for value, _ in sweep.factor_groups(jobs, "model.hidden_size")] == ["32", "64"]
-    md = sweep.markdown(jobs, "search")
-    assert "| `model.lr` | 0.01 to 0.5 | 4 | 0 | 0 |" in md
-    assert "| 0 | 0.0001 | 32 | ok |" in md  # long searched values are shortened for reading

@@ -37,7 +37,7 @@ def rows(sweep_dir: Path) -> list[dict[str, str]]:
 
 
 def assert_summary(sweep_dir: Path, n_jobs: int) -> list[dict[str, str]]:
-    for name in ("summary.csv", "summary.md", "summary.png"):
+    for name in ("summary.csv", "groups.csv", "summary.md", "summary.png"):
         assert (sweep_dir / name).stat().st_size > 0, name
     table = rows(sweep_dir)
     assert len(table) == n_jobs
@@ -110,7 +110,7 @@ def test_joblib_gives_the_same_per_job_results_as_basic(mixed_sweeps):
     results = {}
     for launcher, sweep_dir in mixed_sweeps.items():
         table = rows(sweep_dir)
-        assert len(list(sweep_dir.iterdir())) == 4 + 4  # jobs + multirun.yaml + 3 summaries
+        assert len(list(sweep_dir.iterdir())) == 4 + 5  # jobs, multirun.yaml, 4 summary files
         results[launcher] = {
             r["dir"]: (r["status"], r[M.VAL_MSE_BEST], r[M.TEST_MSE], r[M.TEST_ROLLOUT_MSE])
             for r in table
@@ -152,3 +152,51 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     table = assert_summary(tmp_path, 2)
     assert {(r["model"], r["status"]) for r in table} == {("scratch", "ok"), ("torch", "ok")}
     assert list((tmp_path / ".submitit").glob("*/*_result.pkl"))  # really ran through submitit
+
+
+POOLED = ("model=scratch", "model.nonlinearity=tanh,relu", "trainer.max_epochs=3")
+
+
+def _groups(sweep_dir: Path):
+    import pandas as pd
+
+    return pd.read_csv(sweep_dir / "groups.csv").set_index("model.nonlinearity")
+
+
+def test_seeds_and_replicas_pool_into_the_same_configurations(tmp_path):
+    """groups.csv: 2 configurations of 3 networks each, from 3 seeds as 3 jobs or as one
+    replicas=3 job; the means recomputed here from each job's metrics.json."""
+    import numpy as np
+
+    sweeps = {"seeds": tmp_path / "seeds", "replicas": tmp_path / "replicas"}
+    for name, extra in (("seeds", "seed=0,1,2"), ("replicas", "replicas=3")):
+        proc = run_train(
+            "-m", *POOLED, extra, "logger.figures=false", f"hydra.sweep.dir={sweeps[name]}"
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    means = {}
+    for name, sweep_dir in sweeps.items():
+        table = _groups(sweep_dir)
+        assert sorted(table.index) == ["relu", "tanh"] and list(table["n"]) == [3, 3]
+        tests: dict[str, list[float]] = {"relu": [], "tanh": []}
+        for path in sweep_dir.glob("*/metrics.json"):
+            record = json.loads(path.read_text())
+            act = record["config"]["model"]["nonlinearity"]
+            if name == "seeds":
+                tests[act].append(record[M.TEST_MSE])
+            else:
+                tests[act] += [rep[M.TEST_MSE] for rep in record["replicas"]]
+        for act, values in tests.items():
+            assert len(values) == 3
+            row = table.loc[act]
+            mean = row[f"{M.TEST_MSE}_mean"]
+            assert mean == pytest.approx(np.mean(values), rel=1e-12)
+            assert row[f"{M.TEST_MSE}_ci_low"] <= mean <= row[f"{M.TEST_MSE}_ci_high"]
+            assert row[f"{M.VAL_MSE_BEST}_ci_low"] <= row[f"{M.VAL_MSE_BEST}_mean"]
+            assert row[f"{M.VAL_MSE_BEST}_mean"] <= row[f"{M.VAL_MSE_BEST}_ci_high"]
+        means[name] = table[f"{M.TEST_MSE}_mean"].sort_index()
+    # replica r is the run of seed r
+    assert list(means["replicas"]) == pytest.approx(list(means["seeds"]), rel=1e-4)
+    md = (sweeps["seeds"] / "summary.md").read_text()
+    assert "- `model.nonlinearity=relu` vs `tanh`: test MSE " in md
+    assert "(geometric mean of 3 paired ratios, same seeds)" in md

@@ -9,7 +9,8 @@ study has. With fewer than two finite values there is no spread: the entries are
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,3 +52,36 @@ def spread(values: Sequence[float | None]) -> dict[str, Any]:
         "ci_low": low,
         "ci_high": high,
     }
+
+
+def interval(
+    samples: Sequence[Sequence[float]], statistic: Callable[..., Any], paired: bool = False
+) -> tuple[float | None, float | None]:
+    """The 95% percentile bootstrap interval of ``statistic`` over one or more ``samples``
+    (scipy.stats.bootstrap, the fixed generator; two samples resample independently unless
+    ``paired``). ``statistic(*samples, axis=-1)`` must be vectorised along the last axis.
+    (None, None) when a sample has fewer than two values; the statistic itself when the
+    resamples cannot move it (every value equal, or a share that is 0 or 1 in every resample)."""
+    xs = tuple(np.asarray(s, dtype=float) for s in samples)
+    if any(len(x) < 2 for x in xs):
+        return None, None
+    value = float(statistic(*xs, axis=-1))
+    if all(np.all(x == x[0]) for x in xs):
+        return value, value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(
+            xs,
+            statistic,
+            paired=paired,
+            vectorized=True,
+            confidence_level=CONFIDENCE,
+            n_resamples=RESAMPLES,
+            batch=1000,
+            method="percentile",
+            rng=np.random.default_rng(RNG_SEED),
+        )
+    low, high = result.confidence_interval.low, result.confidence_interval.high
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return value, value
+    return float(low), float(high)

@@ -1,5 +1,6 @@
-"""Summarise a sweep from its job directories (rnnlab.jobs): ``summary.csv``, ``summary.md``
-and ``summary.png`` (drawn by rnnlab.sweep_plot). Rebuild at any time, also for an unfinished
+"""Summarise a sweep from its job directories (rnnlab.jobs): ``summary.csv`` (one row per job),
+``groups.csv`` (one row per configuration, rnnlab.groups), ``summary.md`` and ``summary.png``
+(drawn by rnnlab.sweep_plot). Rebuild at any time, also for an unfinished
 or partly failed sweep::
 
     python -m rnnlab.sweep outputs/multirun/<date>/<time>
@@ -9,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from rnnlab import groups
 from rnnlab import metrics as M
 from rnnlab.jobs import (
-    MANY_VALUES,
     RANK_BY,
     STATUSES,
     Job,
@@ -26,7 +29,6 @@ from rnnlab.jobs import (
     present_baselines,
     ranked,
     swept_factors,
-    value_order,
 )
 from rnnlab.sweep_plot import plot_summary
 
@@ -115,83 +117,253 @@ def _setting_text(job: Job, keys: list[str]) -> str:
     return " ".join(f"{k}={_short(job.overrides.get(k, ''))}" for k in keys) or "(defaults)"
 
 
-def factor_groups(jobs: list[Job], factor: str) -> list[tuple[str, list[Job]]]:
-    """Jobs per value of a factor; a numeric factor with more than :data:`MANY_VALUES` values
-    (a search, not a grid) in three ranges of equal job count instead."""
-    values = value_order(job.overrides.get(factor, "") for job in jobs)
-    if len(values) <= MANY_VALUES or any(as_number(v) is None for v in values):
-        return [(v, [j for j in jobs if j.overrides.get(factor, "") == v]) for v in values]
-
-    def number(job: Job) -> float:
-        return as_number(job.overrides.get(factor)) or 0.0
-
-    ordered = sorted(jobs, key=number)
-    thirds = [ordered[i * len(ordered) // 3 : (i + 1) * len(ordered) // 3] for i in range(3)]
-    return [(f"{_fmt(number(g[0]))} to {_fmt(number(g[-1]))}", g) for g in thirds]
+def _value(value: Any) -> str:
+    """A factor value for reading: ``1000.0`` as ``1000``, a searched ``0.0024179177`` as
+    ``0.00242``."""
+    return _short(f"{value:g}" if isinstance(value, float) else str(value))
 
 
-def factor_effects(jobs: list[Job], factor: str) -> list[list[Any]]:
-    """Rows ``[value, ok, diverged, failed or missing, mean test MSE, median]`` for a factor."""
+def _num(value: float | None) -> str:
+    """A ratio or share in two significant digits: ``9.0``, ``26``, ``0.12``, ``140``."""
+    if value is None or not math.isfinite(value):
+        return NA
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:#.2g}".rstrip(".")
+
+
+def _config_text(row: pd.Series, keys: list[str]) -> str:
+    return " ".join(f"`{k}={_value(row[k])}`" for k in keys) or "(the only configuration)"
+
+
+def _ci(low: float | None, high: float | None, what: str = "") -> str:
+    return NA if low is None or pd.isna(low) else f"[{what}{_fmt(low)}, {_fmt(high)}]"
+
+
+def _diverged(row: pd.Series) -> str:
+    return f"{int(row['diverged'])}/{int(row['n'])} ({row['diverged_rate']:.0%})"
+
+
+def _networks(n: Any) -> str:
+    return f"{int(n)} network{'s' if int(n) != 1 else ''}"
+
+
+def _group_value(row: pd.Series, metric: str) -> float | None:
+    value = row[metric]
+    return None if pd.isna(value) else float(value)
+
+
+def _group_baselines(
+    nets: pd.DataFrame, keys: list[str], row: pd.Series, baselines: list[tuple[str, str]]
+) -> list[str]:
+    """The configuration's mean test MSE against the mean of each baseline over its networks."""
+    mask = pd.Series(True, index=nets.index)
+    for k in keys:
+        mask &= nets[k] == row[k]
+    test = _group_value(row, f"{M.TEST_MSE}_mean")
+    out = []
+    for metric, _ in baselines:
+        base = nets.loc[mask, metric].dropna()
+        out.append(M.times_better(test, float(base.mean()) if len(base) else None) or NA)
+    return out
+
+
+def effect_sentence(effect: dict[str, Any]) -> str:
+    """One factor value's effect in one sentence (groups.effects)."""
+    if effect.get("continuous"):
+        f = effect["factor"]
+        rho = effect["rho"]
+        text = f"`{f}` (searched, {effect['n']} finished networks): "
+        if rho is None:
+            text += "too few finished networks for a rank correlation with test MSE"
+        else:
+            text += (
+                f"Spearman rank correlation with test MSE {rho:+.2f} (p = {effect['pvalue']:.2g})"
+                "; summary.png plots each network against it"
+            )
+        if effect["diverged"]:
+            text += f"; {effect['diverged']} of {effect['networks']} networks diverged"
+        return text + "."
+    a, b = _value(effect["a"]), _value(effect["b"])
+    text = f"`{effect['factor']}={a}` vs `{b}`: "
+    low, high = effect["ratio_ci_low"], effect["ratio_ci_high"]
+    interval = f" [95% CI {_num(low)}, {_num(high)}]" if low is not None else ""
+    if effect["ratio"] is None:
+        text += f"no comparison ({effect['n_a']} vs {effect['n_b']} finished networks)"
+    elif effect["paired"]:
+        n = effect["n_pairs"]
+        text += (
+            f"test MSE {_num(effect['ratio'])}x{interval} (geometric mean of {n} paired "
+            f"ratio{'s' if n > 1 else ''}, same seeds), {a} lower in {effect['a_better']} of "
+            f"{n} pair{'s' if n > 1 else ''}, P({a} better) = {_num(effect['p_a_better'])}"
+        )
+        if effect["p_ci_low"] is not None:
+            text += f" [{_num(effect['p_ci_low'])}, {_num(effect['p_ci_high'])}]"
+        if low is not None and low <= 1 <= high:
+            text += f"; no difference detectable at n = {n} pairs"
+    else:
+        n_a, n_b = effect["n_a"], effect["n_b"]
+        text += (
+            f"test MSE {_num(effect['ratio'])}x{interval} (ratio of geometric means, unpaired: "
+            f"{n_a} vs {n_b} finished networks without shared seeds), "
+            f"P({a} better) = {_num(effect['p_a_better'])}"
+        )
+        if effect["p_ci_low"] is not None:
+            text += f" [{_num(effect['p_ci_low'])}, {_num(effect['p_ci_high'])}]"
+        text += f" over all {n_a}x{n_b} network pairs"
+        if low is not None and low <= 1 <= high:
+            text += f"; no difference detectable at n = {n_a} vs {n_b} networks"
+    if effect.get("diverged_a") or effect.get("diverged_b"):
+        text += (
+            f"; diverged: {effect['diverged_a']} of {effect['networks_a']} ({a}), "
+            f"{effect['diverged_b']} of {effect['networks_b']} ({b})"
+        )
+    return text + "."
+
+
+def _best_sentence(table: pd.DataFrame, keys: list[str], nets: pd.DataFrame, baselines) -> str:
+    done = table[table["ok"] > 0]
+    if table.empty:
+        return "No network yet."
+    if done.empty:
+        return "No network finished: no configuration can be ranked."
+    best = done.iloc[0]
+    against = _group_baselines(nets, keys, best, baselines)
+    versus = [
+        f"{text} than {name}"
+        for text, (_, name) in zip(against, baselines, strict=True)
+        if text != NA
+    ]
+    what = (
+        f"Best configuration: {_config_text(best, keys)}"
+        if keys
+        else "One configuration (the jobs differ only in seed)"
+    )
+    ci = _ci(best[f"{M.TEST_MSE}_ci_low"], best[f"{M.TEST_MSE}_ci_high"], "95% CI ")
+    return (
+        f"{what}, {_networks(best['n'])} ({int(best['diverged'])} diverged): mean `{RANK_BY}` "
+        f"{_fmt(_group_value(best, f'{RANK_BY}_mean'))}, mean test MSE "
+        f"{_fmt(_group_value(best, f'{M.TEST_MSE}_mean'))}"
+        + (f" {ci}" if ci != NA else "")
+        + (f" ({', '.join(versus)})" if versus else "")
+        + "."
+    )
+
+
+def _configurations_table(table: pd.DataFrame, keys: list[str]) -> list[str]:
+    header = [
+        *keys,
+        "n",
+        "ok",
+        "diverged",
+        f"{M.TEST_MSE} mean",
+        "95% CI",
+        "median",
+        "IQM",
+        f"{RANK_BY} mean",
+    ]
+    t, v = M.TEST_MSE, RANK_BY
+    rows = [
+        [
+            *(_value(row[k]) for k in keys),
+            int(row["n"]),
+            int(row["ok"]),
+            _diverged(row),
+            _fmt(_group_value(row, f"{t}_mean")),
+            _ci(row[f"{t}_ci_low"], row[f"{t}_ci_high"]),
+            _fmt(_group_value(row, f"{t}_median")),
+            _fmt(_group_value(row, f"{t}_iqm")),
+            _fmt(_group_value(row, f"{v}_mean")),
+        ]
+        for _, row in table.iterrows()
+    ]
+    return _table(header, rows)
+
+
+def _best_per_cell(
+    table: pd.DataFrame, keys: list[str], nets: pd.DataFrame, baselines, versus: list[str]
+) -> list[str]:
+    rest = [k for k in keys if k != "model"]
     rows = []
-    for value, group in factor_groups(jobs, factor):
-        tests = [t for job in group if (t := job.metric(M.TEST_MSE)) is not None]
-        counts = [sum(job.status == s for job in group) for s in ("ok", "diverged")]
-        failed = sum(job.status in ("failed", "missing") for job in group)
-        mean = statistics.fmean(tests) if tests else None
-        median = statistics.median(tests) if tests else None
-        rows.append([value, *counts, failed, _fmt(mean), _fmt(median)])
-    return rows
+    for cell in groups.value_order(nets, "model"):
+        of_cell = table[table["model"] == cell]
+        done = of_cell[of_cell["ok"] > 0]
+        if done.empty:
+            n, div = int(of_cell["n"].sum()), int(of_cell["diverged"].sum())
+            lost = [cell, "(no finished network)", n, f"{div}/{n}", NA, NA]
+            rows.append([*lost, *[NA] * len(versus)])
+            continue
+        best = done.iloc[0]
+        rows.append(
+            [
+                cell,
+                _config_text(best, rest).replace("`", "") if rest else "-",
+                int(best["n"]),
+                _diverged(best),
+                _fmt(_group_value(best, f"{RANK_BY}_mean")),
+                _fmt(_group_value(best, f"{M.TEST_MSE}_mean")),
+                *_group_baselines(nets, keys, best, baselines),
+            ]
+        )
+    header = ["cell", "configuration", "n", "diverged", f"{RANK_BY} mean", f"{M.TEST_MSE} mean"]
+    return ["Best configuration per cell:", "", *_table([*header, *versus], rows), ""]
 
 
 def markdown(jobs: list[Job], title: str) -> str:
-    """The readable summary: counts, what the sweep shows, and every job best first."""
-    factors = swept_factors(jobs)
+    """The readable summary: counts, the best configuration and each factor's effect with its
+    interval, every configuration best first (groups.csv), and every job."""
+    swept = swept_factors(jobs)
+    keys = groups.factors(jobs)
+    nets = groups.networks(jobs, keys)
+    table = groups.groups_table(nets, keys)
     baselines = present_baselines(jobs)
     versus = [f"vs {name}" for _, name in baselines]
-    fixed = [k for k in override_keys(jobs) if k not in factors]
+    fixed = [k for k in override_keys(jobs) if k not in swept]
     counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(j.status == s for j in jobs)))
     lines = [f"# Sweep {title}", "", f"{len(jobs)} jobs: {counts or 'none yet'}."]
+    if len(nets) != len(jobs):
+        by_status = nets["status"].value_counts()
+        lines.append(
+            f"{len(nets)} networks (a replicas job trains several): "
+            + ", ".join(f"{n} {s}" for s, n in by_status.items())
+            + "."
+        )
     if fixed:
         same = " ".join(f"`{k}={jobs[0].overrides.get(k, '')}`" for k in fixed)
         lines.append(f"Every job: {same}.")
+    pooled = [k for k in swept if k not in keys]
+    if pooled and len(table):
+        lines.append(
+            f"{len(table)} configuration{'s' if len(table) > 1 else ''}: the networks that "
+            "differ only in "
+            + ", ".join(f"`{k}`" for k in pooled)
+            + " pool into one, shown with the mean and its 95% bootstrap interval."
+        )
     lines += [
-        f"Ranked by `{RANK_BY}` (the sweep's objective); test numbers are for reading, "
-        "not for choosing. `vs persistence`, `vs mean`, `vs linear`: the test MSE against "
-        "predicting the last point again, the mean target, and least squares on the window.",
+        f"Ranked by the mean `{RANK_BY}` of each configuration's finished networks (the "
+        "sweep's objective); test numbers are for reading, not for choosing. Diverged networks "
+        "count in `n` and in the diverged rate; the means are over the finished ones. "
+        "`vs persistence`, `vs mean`, `vs linear`: the test MSE against predicting the last "
+        "point again, the mean target, and least squares on the window.",
         "",
         "## What the sweep shows",
         "",
+        _best_sentence(table, keys, nets, baselines),
+        "",
     ]
-    best_rows = []
-    for cell in value_order(job.cell for job in jobs):
-        best = ranked([job for job in jobs if job.cell == cell])[0]
-        if best.status != "ok":
-            missing = [NA] * (2 + len(versus))
-            best_rows.append([cell, "(no finished job)", best.status, *missing])
-            continue
-        best_rows.append(
-            [
-                cell,
-                _setting_text(best, [f for f in factors if f != "model"]),
-                best.status,
-                _fmt(best.metric(RANK_BY)),
-                _fmt(best.metric(M.TEST_MSE)),
-                *_versus(best, baselines),
-            ]
-        )
-    lines += ["Best configuration per cell:", ""]
-    header = ["cell", "configuration", "status", RANK_BY, M.TEST_MSE, *versus]
-    lines += [*_table(header, best_rows), ""]
-    if factors:
+    if "model" in keys:
+        lines += _best_per_cell(table, keys, nets, baselines, versus)
+    sentences = [effect_sentence(e) for e in groups.effects(nets, keys)]
+    if sentences:
         lines += [
-            "Effect of each swept factor: test MSE of the jobs that finished (`ok`), "
-            "and how many jobs diverged or failed, per value:",
+            "Effect of each factor: the test MSE of each value against the factor's first, "
+            "as a ratio (below 1: lower error), networks paired on the other factors and the "
+            "seed where the sweep has them; intervals are 95% bootstrap intervals.",
+            "",
+            *(f"- {s}" for s in sentences),
             "",
         ]
-        rows = [[f"`{f}`", *row] for f in factors for row in factor_effects(jobs, f)]
-        header = ["factor", "value", "ok", "diverged", "failed/missing", "mean test MSE", "median"]
-        lines += [*_table(header, rows), ""]
+    lines += ["## Configurations, best first", "", *_configurations_table(table, keys), ""]
     lines += ["![summary](summary.png)", "", "## Jobs, best first", ""]
+    factors = swept
     header = [
         "job",
         *factors,
@@ -229,13 +401,15 @@ def markdown(jobs: list[Job], title: str) -> str:
 
 
 def summarize(sweep_dir: Path | str) -> list[Path]:
-    """Write summary.csv, summary.md and summary.png into ``sweep_dir``; returns their paths."""
+    """Write summary.csv, groups.csv, summary.md and summary.png into ``sweep_dir``; returns
+    their paths."""
     sweep_dir = Path(sweep_dir)
     jobs = collect(sweep_dir)
-    paths = [sweep_dir / name for name in (CSV_NAME, MD_NAME, PNG_NAME)]
+    paths = [sweep_dir / name for name in (CSV_NAME, groups.GROUPS_NAME, MD_NAME, PNG_NAME)]
     write_csv(jobs, paths[0])
-    paths[1].write_text(markdown(jobs, str(sweep_dir)))
-    plot_summary(jobs, paths[2])
+    groups.write_groups(jobs, paths[1])
+    paths[2].write_text(markdown(jobs, str(sweep_dir)))
+    plot_summary(jobs, paths[3])
     return paths
 
 

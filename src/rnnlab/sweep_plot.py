@@ -1,219 +1,247 @@
-"""``summary.png``: a sweep's test MSE, drawn so that the swept factors compare at a glance.
+"""``summary.png``: each configuration's spread across its networks (rnnlab.groups).
 
-One panel per cell and loss mode; along x the sweep's main numeric factor (sequence length
-first); one line per hidden size (colour) and nonlinearity (line style); log scales; the
-naive baseline dotted (persistence, or the mean on the adding problem); jobs that diverged or
-failed marked at the top of their panel.
-A sweep without a numeric factor gets a ranked dot chart instead.
+A grid sweep: one column per configuration, grouped by the values of its factors (the first
+factor's values as labelled blocks, one panel per cell when ``model`` is swept); each finished
+network a point, the mean of the finished ones with its 95% bootstrap interval as an error bar;
+log y. Networks that diverged or failed are counted in the labels and marked with a red x at
+the top. Never lines across seeds: seeds are replicates, not an axis.
+
+A searched factor (Optuna's ``model.lr``: more than :data:`jobs.MANY_VALUES` distinct numbers)
+is a scatter of every network against its value (log x), one panel per searched factor.
+The naive baseline (persistence, or the mean on the adding problem) is a dotted line.
 """
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from rnnlab import groups
 from rnnlab import metrics as M
-from rnnlab.jobs import (
-    MANY_VALUES,
-    NAIVE_BASELINES,
-    Job,
-    as_number,
-    present_baselines,
-    ranked,
-    swept_factors,
-    value_order,
-)
+from rnnlab.jobs import NAIVE_BASELINES, Job, present_baselines
 
-#: Which numeric factor goes along x, in order of preference.
-PREFERRED_X = ("data.seq_len", "model.hidden_size", "model.num_layers", "model.lr")
-COLOR_KEY, STYLE_KEY = "model.hidden_size", "model.nonlinearity"
-STYLES = ("-", "--", ":", "-.")
+METRIC = M.TEST_MSE
 FAIL_COLOR = "tab:red"
+POINT_COLOR = "tab:blue"
+WIDTH = 11.0  # inches; at 100 dpi: 1100 px
+MAX_PER_ROW = 24  # configurations in one panel row before it wraps
 
 
 def plot_summary(jobs: list[Job], path: Path) -> None:
+    keys = groups.factors(jobs)
+    nets = groups.networks(jobs, keys)
     fig = Figure(layout="constrained")
-    factors = swept_factors(jobs)
-    numeric = [f for f in factors if all(as_number(j.overrides.get(f)) is not None for j in jobs)]
-    if numeric:
-        _plot_panels(fig, jobs, factors, _x_key(jobs, numeric))
+    continuous = [k for k in keys if groups.is_continuous(nets, k)]
+    if continuous:
+        _plot_search(fig, nets, keys, continuous, _baseline(jobs, nets))
     else:
-        _plot_ranking(fig, jobs, factors)
+        _plot_configurations(fig, nets, keys, _baseline(jobs, nets))
     fig.savefig(path, dpi=100)
 
 
-def _distinct(jobs: list[Job], key: str) -> list[str]:
-    return value_order(job.overrides.get(key, "") for job in jobs)
+def _baseline(jobs: list[Job], nets: pd.DataFrame) -> tuple[str, float | None]:
+    """The task's naive baseline: its name and the median over the networks."""
+    metric, name = next(iter(present_baselines(jobs, NAIVE_BASELINES)), NAIVE_BASELINES[-1])
+    values = nets[metric].dropna()
+    return name, float(values.median()) if len(values) else None
 
 
-def _x_key(jobs: list[Job], numeric: list[str]) -> str:
-    continuous = [f for f in numeric if len(_distinct(jobs, f)) > MANY_VALUES]
-    preferred = [f for f in PREFERRED_X if f in numeric]
-    return (continuous or preferred or numeric)[0]
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _naive_baseline(jobs: list[Job]) -> tuple[str, str]:
-    """The task's naive baseline: persistence for a forecast, else the mean (adding problem)."""
-    return next(iter(present_baselines(jobs, NAIVE_BASELINES)), NAIVE_BASELINES[-1])
+def _ok(nets: pd.DataFrame) -> pd.DataFrame:
+    return nets[(nets["status"] == groups.FINISHED) & (nets[METRIC] > 0)]
 
 
-def _test_mse(job: Job) -> float | None:
-    return job.metric(M.TEST_MSE) if job.status == "ok" else None
+def _configurations(nets: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd.DataFrame]]:
+    """The configurations in the sweep's value order (first factor outermost)."""
+    if not keys:
+        return [((), nets)] if len(nets) else []
+    order = {k: {v: i for i, v in enumerate(groups.value_order(nets, k))} for k in keys}
+    configs = [
+        (value if isinstance(value, tuple) else (value,), group)
+        for value, group in nets.groupby(keys, sort=False, dropna=False)
+        if len(group)
+    ]
+    return sorted(configs, key=lambda c: [order[k][v] for k, v in zip(keys, c[0], strict=True)])
 
 
-def _plot_panels(fig: Figure, jobs: list[Job], factors: list[str], x_key: str) -> None:
-    keys = _panel_keys(jobs)
-    cells = value_order(k[0] for k in keys if k)
-    losses = value_order(k[1] for k in keys if k)
-    colors = _distinct(jobs, COLOR_KEY) if COLOR_KEY in factors and x_key != COLOR_KEY else [None]
-    styles = _distinct(jobs, STYLE_KEY) if STYLE_KEY in factors and x_key != STYLE_KEY else [None]
-    styles.sort(key=lambda v: v != "tanh")  # the default nonlinearity gets the solid line
-    cmap = matplotlib.colormaps["viridis"]
-    color_of = {c: cmap(i / max(len(colors) - 1, 1) * 0.85) for i, c in enumerate(colors)}
-    points_only = len(_distinct(jobs, x_key)) > MANY_VALUES
-
-    # Cells down, loss modes across; with one loss mode, cells across.
-    panels = [(cell, loss) for cell in cells for loss in losses]
-    ncols = len(losses) if len(losses) > 1 else min(len(cells), 3)
-    nrows = -(-len(panels) // ncols)
-    fig.set_size_inches(max(3.6 * ncols + 1.6, 7.0), 2.8 * nrows + 0.8)  # room for the title
-    baseline, baseline_name = _naive_baseline(jobs)
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).flat
-    aggregated = False
-    for (cell, loss), ax in zip(panels, axes, strict=False):  # panels first: ax stays
-        panel = [j for j, key in zip(jobs, keys, strict=True) if key == (cell, loss)]
-        for color in colors:
-            for i, style in enumerate(styles):
-                series = [
-                    j
-                    for j in panel
-                    if color in (None, j.overrides.get(COLOR_KEY))
-                    and style in (None, j.overrides.get(STYLE_KEY))
-                ]
-                xs, ys, many = _medians(series, x_key)
-                aggregated |= many
-                ax.plot(
-                    xs,
-                    ys,
-                    marker="o",
-                    markersize=4,
-                    linestyle="none" if points_only else STYLES[i % len(STYLES)],
-                    color=color_of[color],
-                )
-        bad = [
-            float(j.overrides[x_key]) for j in panel if j.status != "ok" and x_key in j.overrides
-        ]
-        if bad:  # drawn at the top of the panel: x in data units, y in axes units
-            top = ax.get_xaxis_transform()
-            ax.plot(bad, [0.96] * len(bad), "x", color=FAIL_COLOR, transform=top, clip_on=False)
-        base = [v for j in panel if (v := j.metric(baseline)) is not None]
-        if base:
-            ax.axhline(statistics.median(base), color="grey", linestyle=":", linewidth=1)
-        ax.set_title(f"{cell}, loss={loss}", fontsize=10)
-        ax.set_yscale("log")
-        ax.set_ymargin(0.15)  # room for the diverged/failed marks at the top
-        ax.grid(True, alpha=0.3)
-    for ax in axes:  # the rest of the grid, if any
-        ax.set_visible(False)
-    fig.supxlabel(x_key, fontsize=10)
-    fig.supylabel(M.TEST_MSE, fontsize=10)
-    _format_x(fig.axes[0], [float(x) for x in _distinct(jobs, x_key)], points_only)
-    how = "median over the jobs at each point" if aggregated else "one job per point"
-    fig.suptitle(f"{M.TEST_MSE} by {x_key} ({how}); lower is better", fontsize=11)
-    fig.legend(
-        handles=_legend(colors, styles, color_of, baseline_name),
-        loc="outside right center",
-        fontsize=8,
-        frameon=False,
+def _plot_configurations(fig: Figure, nets: pd.DataFrame, keys: list[str], baseline) -> None:
+    panel_key = "model" if "model" in keys and len(keys) > 1 else None
+    rest = [k for k in keys if k != panel_key]
+    panels = groups.value_order(nets, panel_key) if panel_key else [None]
+    per_panel = {
+        p: _configurations(nets if p is None else nets[nets[panel_key] == p], rest) for p in panels
+    }
+    widest = max((len(c) for c in per_panel.values()), default=1)
+    rows_per_panel = -(-widest // MAX_PER_ROW) if widest else 1
+    # Tick labels: the factors below the outermost one (which labels its block), one per line.
+    inner = rest[1:] if len(rest) > 1 else rest
+    label_lines = len(inner) + 1  # + the n/diverged line
+    fig.set_size_inches(WIDTH, (2.3 + 0.16 * label_lines) * len(panels) * rows_per_panel + 0.9)
+    axes = fig.subplots(len(panels) * rows_per_panel, 1, squeeze=False, sharey=True)[:, 0]
+    base_name, base_value = baseline
+    any_bad = False
+    for i, p in enumerate(panels):
+        configs = per_panel[p]
+        for r in range(rows_per_panel):
+            ax = axes[i * rows_per_panel + r]
+            chunk = configs[r * MAX_PER_ROW : (r + 1) * MAX_PER_ROW]
+            any_bad |= _draw_configurations(ax, chunk, rest, inner)
+            if base_value is not None:
+                ax.axhline(base_value, color="grey", linestyle=":", linewidth=1)
+            title = f"{panel_key}={p}" if panel_key else ""
+            if rows_per_panel > 1:
+                title += f" ({r + 1}/{rows_per_panel})"
+            if title:
+                ax.set_title(title, fontsize=10, loc="left", pad=14, fontweight="bold")
+    fig.supylabel(f"{METRIC} (log)", fontsize=10)
+    n_text = ", ".join(rest) if rest else "the only configuration"
+    fig.suptitle(
+        f"{METRIC} per configuration ({n_text}): each network a point, "
+        "the mean with its 95% bootstrap interval",
+        fontsize=11,
     )
-
-
-def _panel_keys(jobs: list[Job]) -> list[tuple[str, str] | None]:
-    """``(cell, loss mode)`` per job. A job that never wrote its config (``missing``) joins the
-    only cell or loss mode the sweep has, else no panel (the tables still list it)."""
-    known = [
-        (job.setting("model.cell", override="model"), job.setting("model.loss")) for job in jobs
+    handles = [
+        Line2D([], [], color=POINT_COLOR, marker="o", linestyle="none", alpha=0.6, label="network"),
+        Line2D([], [], color="black", marker="_", markersize=12, label="mean, 95% CI"),
+        Line2D([], [], color="grey", linestyle=":", label=f"{base_name} (median)"),
     ]
-    cells = {str(c) for c, _ in known if c is not None}
-    losses = {str(loss) for _, loss in known if loss is not None}
-
-    def fill(value: object, options: set[str]) -> str | None:
-        if value is not None:
-            return str(value)
-        return next(iter(options)) if len(options) == 1 else None
-
-    keys = [(fill(c, cells), fill(loss, losses)) for c, loss in known]
-    return [(c, loss) if c and loss else None for c, loss in keys]
+    if any_bad:
+        handles.append(
+            Line2D([], [], color=FAIL_COLOR, marker="x", linestyle="none", label="diverged/failed")
+        )
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9)
 
 
-def _medians(series: list[Job], x_key: str) -> tuple[list[float], list[float], bool]:
-    """Median test MSE of the finished jobs at each x; whether any point had several jobs."""
-    xs, ys, many = [], [], False
-    for x in _distinct(series, x_key):
-        values = [
-            v for j in series if j.overrides.get(x_key) == x and (v := _test_mse(j)) is not None
-        ]
-        many |= len(values) > 1
-        if values:
-            xs.append(float(x))
-            ys.append(statistics.median(values))
-    return xs, ys, many
+def _draw_configurations(ax, configs, rest: list[str], inner: list[str]) -> bool:
+    """Draw one panel's configurations; True when some network did not finish."""
+    rng = np.random.default_rng(0)  # the jitter only: the same sweep gives the same picture
+    ticks, labels, blocks, any_bad = [], [], [], False
+    x = 0.0
+    previous = object()
+    for value, group in configs:
+        setting = dict(zip(rest, value, strict=True))
+        outer = value[0] if len(rest) > 1 else None
+        if len(rest) > 1 and outer != previous:
+            if ticks:
+                x += 0.6  # a gap between the outermost factor's blocks
+            blocks.append([x, x, f"{rest[0]}={_value(outer)}"])
+            previous = outer
+        ok = _ok(group)
+        ys = ok[METRIC].to_numpy(float)
+        if len(ys):
+            jitter = rng.uniform(-0.18, 0.18, len(ys))
+            ax.plot(x + jitter, ys, "o", color=POINT_COLOR, alpha=0.55, markersize=4, zorder=2)
+            mean = float(np.mean(ys))
+            low, high = groups.stats.mean_interval(ys)
+            err = [[mean - low], [high - mean]] if low is not None else None
+            ax.errorbar(
+                x,
+                mean,
+                yerr=err,
+                fmt="_",
+                color="black",
+                markersize=14,
+                capsize=4,
+                elinewidth=1.5,
+                zorder=3,
+            )
+        bad = len(group) - len(ok)
+        if bad:
+            any_bad = True
+            ax.plot(
+                x,
+                0.97,
+                "x",
+                color=FAIL_COLOR,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+                markersize=7,
+            )
+        lines = [_value(setting[k]) for k in inner]
+        count = f"n={len(group)}" + (f", {bad} bad" if bad else "")
+        ticks.append(x)
+        labels.append("\n".join([*lines, count]))
+        if blocks:
+            blocks[-1][1] = x
+        x += 1.0
+    ax.set_yscale("log")
+    ax.set_ymargin(0.12)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_xticks(ticks, labels, fontsize=8 if len(ticks) <= 12 else 7)
+    ax.set_xlim(-0.6, max(x - 0.4, 0.6))
+    if inner:
+        ax.set_xlabel(" / ".join(inner) + " / networks (bad: diverged or failed)", fontsize=8)
+    for start, end, text in blocks:
+        ax.annotate(
+            text,
+            xy=((start + end) / 2, 1.0),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="dimgrey",
+        )
+        if start > 0:
+            ax.axvline(start - 0.8, color="lightgrey", linewidth=1)
+    if not ticks:
+        ax.text(0.5, 0.5, "no networks yet", ha="center", va="center", transform=ax.transAxes)
+    return any_bad
 
 
-def _format_x(ax, xs: list[float], points_only: bool) -> None:
-    """Log x when the values span a factor of 4 or more; ticks at the swept values."""
-    if min(xs) > 0 and max(xs) / min(xs) >= 4:
-        ax.set_xscale("log", base=2 if all(x == int(x) for x in xs) else 10)
-    if not points_only:
-        ax.set_xticks(xs, [f"{x:g}" for x in xs])
-        ax.minorticks_off()
-
-
-def _legend(colors: list, styles: list, color_of: dict, baseline: str) -> list[Line2D]:
-    handles = []
-    if colors != [None]:
-        handles += [
-            Line2D([], [], color=color_of[c], marker="o", label=f"hidden {c}") for c in colors
-        ]
-    if styles != [None]:
-        handles += [
-            Line2D([], [], color="black", linestyle=STYLES[i % len(STYLES)], label=s)
-            for i, s in enumerate(styles)
-        ]
-    handles += [
-        Line2D([], [], color="grey", linestyle=":", label=baseline),
-        Line2D([], [], color=FAIL_COLOR, marker="x", linestyle="none", label="diverged/failed"),
-    ]
-    return handles
-
-
-def _plot_ranking(fig: Figure, jobs: list[Job], factors: list[str]) -> None:
-    """Without a numeric factor: one point per job, best (by the objective) on top."""
-    order = ranked(jobs)
-    fig.set_size_inches(8, 1.2 + 0.3 * max(len(order), 1))
-    ax = fig.subplots()
-    labels = [
-        " ".join(f"{k}={j.overrides.get(k, '')}" for k in factors) or j.path.name for j in order
-    ]
-    values = [_test_mse(j) for j in order]
-    done = [(v, y) for y, v in enumerate(values) if v is not None]
-    if done:
-        ax.plot(*zip(*done, strict=True), "o")
-    for y, (job, value) in enumerate(zip(order, values, strict=True)):
-        if value is None:
-            ax.text(0.01, y, job.status, transform=ax.get_yaxis_transform(), color=FAIL_COLOR)
-    baseline, baseline_name = _naive_baseline(jobs)
-    base = [v for j in jobs if (v := j.metric(baseline)) is not None]
-    if base:
-        ax.axvline(statistics.median(base), color="grey", linestyle=":", label=baseline_name)
-        ax.legend(fontsize=8)
-    ax.set_yticks(range(len(order)), labels, fontsize=8)
-    ax.invert_yaxis()
-    if done:
-        ax.set_xscale("log")
-    ax.set_xlabel(f"{M.TEST_MSE} (lower is better)")
-    ax.set_title("jobs ranked by " + M.VAL_MSE_BEST, fontsize=11)
+def _plot_search(fig: Figure, nets: pd.DataFrame, keys, continuous: list[str], baseline) -> None:
+    """Each network against each searched factor's value; colour by a gridded factor."""
+    colour_key = next((k for k in keys if k not in continuous), None)
+    colours = groups.value_order(nets, colour_key) if colour_key else [None]
+    cmap = matplotlib.colormaps["viridis"]
+    colour_of = {c: cmap(i / max(len(colours) - 1, 1) * 0.85) for i, c in enumerate(colours)}
+    fig.set_size_inches(WIDTH, 4.2 * len(continuous) + 0.6)
+    axes = fig.subplots(len(continuous), 1, squeeze=False)[:, 0]
+    base_name, base_value = baseline
+    for ax, key in zip(axes, continuous, strict=True):
+        ok = _ok(nets)
+        for c in colours:
+            part = ok if c is None else ok[ok[colour_key] == c]
+            bad = nets[nets["status"] != groups.FINISHED]
+            bad = bad if c is None else bad[bad[colour_key] == c]
+            label = f"{colour_key}={_value(c)}" if c is not None else "network"
+            total = len(part) + len(bad)
+            label += f" ({len(bad)} of {total} diverged/failed)" if len(bad) else f" (n={total})"
+            ax.plot(part[key], part[METRIC], "o", color=colour_of[c], alpha=0.7, label=label)
+            if len(bad):
+                ax.plot(
+                    bad[key],
+                    [0.97] * len(bad),
+                    "x",
+                    color=FAIL_COLOR,
+                    transform=ax.get_xaxis_transform(),
+                    clip_on=False,
+                )
+        if base_value is not None:
+            ax.axhline(
+                base_value, color="grey", linestyle=":", linewidth=1, label=f"{base_name} (median)"
+            )
+        values = nets[key]
+        if values.min() > 0 and values.max() / values.min() >= 4:
+            ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ymargin(0.12)
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"{METRIC} (log)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(
+        f"{METRIC} of every network against the searched "
+        + ", ".join(continuous)
+        + " (red x at the top: diverged or failed); lower is better",
+        fontsize=11,
+    )
