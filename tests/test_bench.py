@@ -50,6 +50,7 @@ def test_bench_without_json_prints_the_tables_only(capsys):
     assert "{" not in out and "JSON" not in out
 
 
+@pytest.mark.slow  # about 12 s: a few real fits
 def test_quick_replicas_section_prints_its_table(tmp_path, capsys):
     path = tmp_path / "bench.json"
     main(["--quick", "--sections", "replicas", "--no-replica-processes", "--json", str(path)])

@@ -100,7 +100,7 @@ def _cell(text: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
@@ -275,7 +275,7 @@ def _configurations_table(table: pd.DataFrame, keys: list[str]) -> list[str]:
         ]
         for _, row in table.iterrows()
     ]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def _best_per_cell(
@@ -304,7 +304,7 @@ def _best_per_cell(
             ]
         )
     header = ["cell", "configuration", "n", "diverged", f"{RANK_BY} mean", f"{M.TEST_MSE} mean"]
-    return ["Best configuration per cell:", "", *_table([*header, *versus], rows), ""]
+    return ["Best configuration per cell:", "", *markdown_table([*header, *versus], rows), ""]
 
 
 def markdown(jobs: list[Job], title: str) -> str:
@@ -397,7 +397,7 @@ def markdown(jobs: list[Job], title: str) -> str:
         ]
         for job in ranked(jobs)
     ]
-    return "\n".join([*lines, *_table(header, rows), ""])
+    return "\n".join([*lines, *markdown_table(header, rows), ""])
 
 
 def summarize(sweep_dir: Path | str) -> list[Path]:

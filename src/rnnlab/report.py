@@ -1,0 +1,343 @@
+"""``python -m rnnlab.report DIR [DIR ...]``: the answers of one or more sweeps (the study
+presets, conf/study/), with their intervals, in ``report.md`` and its figures.
+
+Each sweep directory is one study. Its configurations pool seeds and replicas
+(rnnlab.groups); a swept learning rate is a nuisance: each arm (a configuration without its
+lr) is compared at its own best lr, chosen on validation (lowest mean ``val/mse_best``) and
+reported on test. Every factor's effect is then the paired comparison of its values on the
+same seeds (rnnlab.groups.paired): a ratio of test MSEs with its 95% bootstrap interval and
+P(A better), or "no difference detectable" when the interval holds 1.
+
+The sentences are rnnlab.sweep's (one definition for the sweep summary and the report). The
+report goes to ``DIR/report/`` of the first directory, or to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from rnnlab import groups
+from rnnlab import metrics as M
+from rnnlab.jobs import collect, value_order
+from rnnlab.sweep import effect_sentence, markdown_table
+
+LR = "model.lr"
+DPI = 100
+
+
+def _cell(value: Any) -> str:
+    return _fmt(value) if isinstance(value, float) else str(value)
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.3g}"
+
+
+def at_best_lr(nets: pd.DataFrame, factors: list[str]) -> tuple[pd.DataFrame, list[str], dict]:
+    """The networks of each arm at its best learning rate (lowest mean ``val/mse_best`` over
+    its finished networks; diverged ones count against it only by being absent: an lr where
+    every network diverged is never chosen); the arm factors; and the chosen lr per arm."""
+    if LR not in factors:
+        return nets, factors, {}
+    arms = [f for f in factors if f != LR]
+    ok = nets[nets["status"] == "ok"]
+    score = ok.groupby([*arms, LR], dropna=False)[M.VAL_MSE_BEST].mean().reset_index()
+    chosen: dict[Any, Any] = {}
+    keep = []
+    for key, rows in score.groupby(arms, dropna=False) if arms else [((), score)]:
+        best = rows.loc[rows[M.VAL_MSE_BEST].idxmin(), LR]
+        key = key if isinstance(key, tuple) else (key,)
+        chosen[key] = best
+        mask = nets[LR] == best
+        for f, v in zip(arms, key, strict=True):
+            mask &= nets[f] == v
+        keep.append(nets[mask])
+    selected = pd.concat(keep) if keep else nets.iloc[:0]
+    return selected.drop(columns=[LR]), arms, chosen
+
+
+def forest_figure(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Figure:
+    """Each comparison's test MSE ratio with its 95% interval, log scale, 1 = no effect."""
+    height = 0.45 * len(rows) + 1.6  # inches: a row per comparison, and room for the labels
+    fig = Figure(figsize=(9, height), dpi=DPI)
+    ax = fig.add_subplot()
+    ys = np.arange(len(rows))[::-1]
+    for y, (_, cmp) in zip(ys, rows, strict=True):
+        if cmp.get("ratio") is None:
+            continue
+        low, high = (
+            cmp.get("ratio_ci_low") or cmp["ratio"],
+            cmp.get("ratio_ci_high") or cmp["ratio"],
+        )
+        ax.plot([low, high], [y, y], color="tab:blue", lw=2)
+        ax.plot([cmp["ratio"]], [y], "o", color="tab:blue")
+    ax.axvline(1.0, color="gray", ls=":")
+    ax.set_xscale("log")
+    ax.set_yticks(ys, [label for label, _ in rows], fontsize=8)
+    ax.set_xlabel("test MSE ratio, A / B (95% bootstrap interval; < 1: A better)")
+    ax.set_title(title, fontsize=10)
+    fig.subplots_adjust(left=0.42, right=0.97, top=1 - 0.45 / height, bottom=0.75 / height)
+    return fig
+
+
+def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
+    """Share of networks that diverged against the learning rate, one line per clip value."""
+    fig = Figure(figsize=(9, 4.5), dpi=DPI)
+    ax = fig.add_subplot()
+    nets = nets.assign(diverged=(nets["status"] == "diverged").astype(float))
+    for value in value_order(nets[clip].astype(str)):
+        rows = nets[nets[clip].astype(str) == value]
+        rate = rows.groupby(LR)["diverged"].mean()
+        lrs = [float(x) for x in rate.index]
+        order = np.argsort(lrs)
+        label = "no clipping" if value in ("null", "None", "nan") else f"clip at {value}"
+        ax.plot(np.array(lrs)[order], rate.to_numpy()[order], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("learning rate (model.lr)")
+    ax.set_ylabel("share of networks diverged")
+    ax.set_title("divergence against learning rate, with and without gradient clipping")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def grad_flow_bands(jobs: list[Any], label_of: Any, title: str) -> Figure | None:
+    """``||dL/dh_t||`` against t: per arm, the median over its networks inside their range."""
+    curves: dict[str, list[list[float]]] = {}
+    for job in jobs:
+        for rec in job.record.get("replicas") or [job.record]:
+            norms = (rec.get(M.DIAGNOSTICS) or {}).get(M.GRAD_NORM_BY_STEP)
+            if rec.get("status") == "ok" and norms and None not in norms:
+                curves.setdefault(label_of(job), []).append(norms)
+    if not curves:
+        return None
+    fig = Figure(figsize=(9, 4.5), dpi=DPI)
+    ax = fig.add_subplot()
+    for label, rows in curves.items():
+        lengths = {len(r) for r in rows}
+        if len(lengths) != 1:
+            continue
+        arr = np.where(np.array(rows) > 0, np.array(rows), np.nan)
+        t = np.arange(1, arr.shape[1] + 1) / arr.shape[1]  # the window as a fraction
+        ax.fill_between(t, np.nanmin(arr, 0), np.nanmax(arr, 0), alpha=0.15)
+        ax.plot(t, np.nanmedian(arr, 0), label=f"{label} (n={len(arr)})")
+    ax.set_yscale("log")
+    ax.set_xlabel("t / L (position in the window)")
+    ax.set_ylabel("||dL/dh_t||")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def learning_curves(jobs: list[Any], label_of: Any, title: str) -> Figure | None:
+    """Validation MSE against epoch from each job's csv/metrics.csv: the mean over its replicas
+    inside their range (``val/mse_replica_min``/``_max``)."""
+    fig = Figure(figsize=(9, 4.5), dpi=DPI)
+    ax = fig.add_subplot()
+    drawn = 0
+    for job in jobs:
+        path = job.path / "csv" / "metrics.csv"
+        if not path.is_file():
+            continue
+        frame = pd.read_csv(path)
+        if M.VAL_MSE not in frame:
+            continue
+        rows = frame.dropna(subset=[M.VAL_MSE]).groupby("epoch").last()
+        line = ax.plot(rows.index + 1, rows[M.VAL_MSE], label=label_of(job))[0]
+        low, high = f"{M.VAL_MSE}_replica_min", f"{M.VAL_MSE}_replica_max"
+        if low in rows and high in rows:
+            ax.fill_between(
+                rows.index + 1, rows[low], rows[high], alpha=0.15, color=line.get_color()
+            )
+        drawn += 1
+    if not drawn:
+        return None
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val/mse (mean, range over replicas)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def _save(fig: Figure | None, out: Path, name: str) -> str | None:
+    if fig is None:
+        return None
+    fig.savefig(out / name)
+    return name
+
+
+def study_section(sweep_dir: Path, out: Path) -> list[str]:
+    """The report of one sweep directory: its question's answers, table and figures."""
+    name = sweep_dir.name
+    jobs = [job for job in collect(sweep_dir) if job.record]
+    if not jobs:
+        return [f"## {name}", "", f"No finished job in `{sweep_dir}`.", ""]
+    nets = groups.networks(jobs)
+    factors = groups.factors(jobs)
+    selected, arms, chosen = at_best_lr(nets, factors)
+    lines = [f"## {name}", "", f"`{sweep_dir}`: {len(jobs)} jobs, {len(nets)} networks."]
+    if chosen:
+        lines.append(
+            f"`{LR}` is a nuisance: each arm is compared at its own best learning rate, chosen "
+            "on validation (lowest mean `val/mse_best`), reported on test."
+        )
+    lines.append("")
+    table = groups.groups_table(selected, arms)
+    if chosen:
+        table.insert(
+            len(arms),
+            "best lr",
+            [chosen.get(tuple(r[a] for a in arms)) for _, r in table.iterrows()],
+        )
+    shown = [
+        *arms,
+        *(["best lr"] if chosen else []),
+        "n",
+        "diverged_rate",
+        f"{M.TEST_MSE}_mean",
+        f"{M.TEST_MSE}_ci_low",
+        f"{M.TEST_MSE}_ci_high",
+        f"{M.TEST_MSE}_median",
+        f"{M.VAL_MSE_BEST}_mean",
+    ]
+    columns = [c for c in shown if c in table]
+    rows = [[_cell(v) for v in row] for row in table[columns].itertuples(index=False)]
+    lines += [*markdown_table(columns, rows), ""]
+
+    forest: list[tuple[str, dict[str, Any]]] = []
+    lines += ["Answers:", ""]
+    for effect in groups.effects(selected, arms):
+        factor, a, b = effect["factor"], effect.get("a"), effect.get("b")
+        lines.append(f"- {effect_sentence(effect)}")
+        if effect.get("ratio") is not None:
+            forest.append((f"{factor}: {a} vs {b}", effect))
+    lines.append("")
+    figure = (
+        _save(
+            forest_figure(f"{name}: effects (each arm at its best lr)", forest),
+            out,
+            f"{name}_forest.png",
+        )
+        if forest
+        else None
+    )
+    if figure:
+        lines += [f"![{name} effects]({figure})", ""]
+    clip = "trainer.gradient_clip_val"
+    if clip in factors and LR in factors:
+        figure = _save(divergence_figure(nets, clip), out, f"{name}_divergence.png")
+        lines += [f"![{name} divergence]({figure})", ""]
+
+    def label_of(job: Any) -> str:
+        return ", ".join(f"{f}={job.overrides.get(f)}" for f in arms) or name
+
+    def at_its_best_lr(job: Any) -> bool:
+        arm = tuple(str(job.overrides.get(a)) for a in arms)
+        return str(job.overrides.get(LR)) == str(best_lr.get(arm))
+
+    best_lr = {tuple(str(v) for v in k): lr for k, lr in chosen.items()}
+    best_jobs = [job for job in jobs if at_its_best_lr(job)] if chosen else jobs
+    figure = _save(
+        grad_flow_bands(
+            best_jobs,
+            label_of,
+            f"{name}: gradient reaching each step (median and range over replicas)",
+        ),
+        out,
+        f"{name}_grad_flow.png",
+    )
+    if figure:
+        lines += [f"![{name} gradient flow]({figure})", ""]
+    figure = _save(
+        learning_curves(best_jobs, label_of, f"{name}: learning curves (each arm at its best lr)"),
+        out,
+        f"{name}_curves.png",
+    )
+    if figure:
+        lines += [f"![{name} learning curves]({figure})", ""]
+    return lines
+
+
+def reproduction_section(dirs: list[Path], out: Path) -> list[str]:
+    """The two source texts reproduced: each cell's largest difference to nn.RNN on the same
+    weights, and the concat cell's rollout tracking sin/cos (from a study's concat job)."""
+    import torch
+
+    from rnnlab.cells import CELL_CLASSES
+
+    lines = ["## Reproduction of the source texts", ""]
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(2, 32, num_layers=2, batch_first=True)
+    x = torch.randn(16, 50, 2)
+    reference, _ = rnn(x)
+    for cls in CELL_CLASSES:
+        diff = (cls.from_torch(rnn)(x)[0] - reference).abs().max().item()
+        lines.append(
+            f"- `{cls.__name__}` with nn.RNN's weights (2 layers, hidden 32, 50 steps): "
+            f"largest difference to nn.RNN {diff:.2g}."
+        )
+    for d in dirs:
+        for job in collect(d):
+            png = job.path / "figures" / "rollout.png"
+            if (
+                job.record.get("config", {}).get("model", {}).get("cell") == "concat"
+                and png.is_file()
+            ):
+                shutil.copy(png, out / "concat_rollout.png")
+                lines += [
+                    "",
+                    f"The concat cell's rollout (`{job.path.relative_to(d.parent)}`):",
+                    "",
+                    "![concat rollout](concat_rollout.png)",
+                ]
+                return [*lines, ""]
+    return [*lines, ""]
+
+
+def write_report(dirs: list[Path], out: Path | None = None) -> Path:
+    out = Path(out) if out else Path(dirs[0]) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# rnnlab report",
+        "",
+        "Generated by `python -m rnnlab.report " + " ".join(str(d) for d in dirs) + "`.",
+        "",
+    ]
+    for d in dirs:
+        lines += study_section(Path(d), out)
+    lines += reproduction_section([Path(d) for d in dirs], out)
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m rnnlab.report", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("dirs", nargs="+", type=Path, help="sweep directories (one per study)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where report.md goes (default: DIR/report)"
+    )
+    opts = parser.parse_args(argv)
+    missing = [d for d in opts.dirs if not d.is_dir()]
+    if missing:
+        print(f"error: {missing[0]} is not a directory", file=sys.stderr)
+        raise SystemExit(2)
+    print(write_report(opts.dirs, opts.out))
+
+
+if __name__ == "__main__":
+    main()
