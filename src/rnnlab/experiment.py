@@ -359,11 +359,21 @@ def summary_text(result: dict[str, Any], run_dir: Path) -> str:
     layers = f"{model['num_layers']} layer{'s' if model['num_layers'] > 1 else ''}"
     resumed = result.get("resumed_after_epochs")
     resumed = f" (resumed after epoch {resumed})" if resumed else ""
+    replicas, test_text = "", f"test MSE {_fmt(test)}"
+    if result.get("replicas"):
+        seeds, spread = result["seeds"], result["replica_spread"][M.TEST_MSE]
+        replicas = (
+            f", {len(seeds)} replicas (seeds {seeds[0]}..{seeds[-1]}, "
+            f"{result['replicas_finished']} finished)"
+        )
+        if spread["ci_low"] is not None:
+            interval = f"[95% CI {_fmt(spread['ci_low'])}, {_fmt(spread['ci_high'])}]"
+            test_text = f"test MSE {_fmt(test)} {interval} (mean of {spread['n']})"
     lines = [
         f"rnnlab: {model['cell']} cell, {model['nonlinearity']}, hidden {model['hidden_size']}, "
-        f"{layers}, lr {model['lr']:g}, loss={model['loss']}: {result['status']} after "
+        f"{layers}, lr {model['lr']:g}, loss={model['loss']}{replicas}: {result['status']} after "
         f"{result['epochs']} epochs in {result['fit_seconds']:.1f}s{resumed}",
-        f"  test MSE {_fmt(test)} vs {', '.join(baselines) or 'no baseline'}; {rollout}",
+        f"  {test_text} vs {', '.join(baselines) or 'no baseline'}; {rollout}",
         f"  run directory: {run_dir}",
         f"  tensorboard --logdir {run_dir}",
     ]
