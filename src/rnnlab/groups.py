@@ -192,9 +192,14 @@ def _finished(nets: pd.DataFrame, metric: str) -> pd.DataFrame:
     return ok[ok[metric] > 0]  # a ratio needs a positive error
 
 
+def _wins(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """1 where x < y, 0.5 where they are equal (a tie is neither's win), 0 where x > y."""
+    return (x < y) + 0.5 * (x == y)
+
+
 def _a_lower(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Share of all (x, y) pairs with x < y (the samples along the last axis)."""
-    return np.mean(x[..., :, None] < y[..., None, :], axis=(-2, -1))
+    """P(x < y) over all (x, y) pairs, ties counting half (the samples along the last axis)."""
+    return np.mean(_wins(x[..., :, None], y[..., None, :]), axis=(-2, -1))
 
 
 def _log_mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -235,13 +240,14 @@ def paired(
     pairs = pairs.dropna(subset=["seed"])
     if len(pairs):
         x, y = pairs[f"{metric}_a"].to_numpy(float), pairs[f"{metric}_b"].to_numpy(float)
-        logs, wins = np.log(x / y), (x < y).astype(float)
+        logs, wins = np.log(x / y), _wins(x, y).astype(float)
         p_low, p_high = stats.interval((wins,), np.mean)
         r_low, r_high = stats.interval((logs,), np.mean)
         out.update(
             paired=True,
             n_pairs=len(pairs),
-            a_better=int(wins.sum()),
+            a_better=int((x < y).sum()),
+            ties=int((x == y).sum()),
             p_a_better=float(wins.mean()),
             p_ci_low=p_low,
             p_ci_high=p_high,

@@ -190,10 +190,14 @@ def effect_sentence(effect: dict[str, Any]) -> str:
         text += f"no comparison ({effect['n_a']} vs {effect['n_b']} finished networks)"
     elif effect["paired"]:
         n = effect["n_pairs"]
+        ties = effect.get("ties") or 0
+        if ties == n:
+            return text + f"identical test MSE in all {n} paired networks (same seeds)."
+        tied = f", equal in {ties}" if ties else ""
         text += (
             f"test MSE {_num(effect['ratio'])}x{interval} (geometric mean of {n} paired "
             f"ratio{'s' if n > 1 else ''}, same seeds), {a} lower in {effect['a_better']} of "
-            f"{n} pair{'s' if n > 1 else ''}, P({a} better) = {_num(effect['p_a_better'])}"
+            f"{n} pair{'s' if n > 1 else ''}{tied}, P({a} better) = {_num(effect['p_a_better'])}"
         )
         if effect["p_ci_low"] is not None:
             text += f" [{_num(effect['p_ci_low'])}, {_num(effect['p_ci_high'])}]"
