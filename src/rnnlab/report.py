@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from rnnlab import groups
 from rnnlab import metrics as M
+from rnnlab.diagnostics import first_over_last
 from rnnlab.jobs import collect, value_order
 from rnnlab.sweep import effect_sentence, markdown_table
 
@@ -171,6 +172,20 @@ def learning_curves(jobs: list[Any], label_of: Any, title: str) -> Figure | None
     return fig
 
 
+def _reach_first_step(jobs: list[Any], arms: list[str]) -> dict[tuple[str, ...], float]:
+    """Per arm, the median over its finished networks of ||dL/dh_1|| over the last step's
+    (rnnlab.diagnostics.first_over_last of metrics.json's ``grad_norm_by_step``): how much of
+    the gradient reaches the window's first step."""
+    found: dict[tuple[str, ...], list[float]] = {}
+    for job in jobs:
+        key = tuple(str(job.overrides.get(a)) for a in arms)
+        for rec in job.record.get("replicas") or [job.record]:
+            norms = (rec.get(M.DIAGNOSTICS) or {}).get(M.GRAD_NORM_BY_STEP)
+            if rec.get("status") == "ok" and norms and None not in norms:
+                found.setdefault(key, []).append(first_over_last(norms))
+    return {k: float(np.median(v)) for k, v in found.items()}
+
+
 def _save(fig: Figure | None, out: Path, name: str) -> str | None:
     if fig is None:
         return None
@@ -194,7 +209,22 @@ def study_section(sweep_dir: Path, out: Path) -> list[str]:
             "on validation (lowest mean `val/mse_best`), reported on test."
         )
     lines.append("")
+
+    def label_of(job: Any) -> str:
+        return ", ".join(f"{f}={job.overrides.get(f)}" for f in arms) or name
+
+    def at_its_best_lr(job: Any) -> bool:
+        arm = tuple(str(job.overrides.get(a)) for a in arms)
+        return str(job.overrides.get(LR)) == str(best_lr.get(arm))
+
+    best_lr = {tuple(str(v) for v in k): lr for k, lr in chosen.items()}
+    best_jobs = [job for job in jobs if at_its_best_lr(job)] if chosen else jobs
     table = groups.groups_table(selected, arms)
+    reach = _reach_first_step(best_jobs, arms)
+    if reach:  # how much of the gradient reaches the window's first step (the memory question)
+        table["grad reaching step 1"] = [
+            reach.get(tuple(str(r[a]) for a in arms)) for _, r in table.iterrows()
+        ]
     if chosen:
         table.insert(
             len(arms),
@@ -211,6 +241,7 @@ def study_section(sweep_dir: Path, out: Path) -> list[str]:
         f"{M.TEST_MSE}_ci_high",
         f"{M.TEST_MSE}_median",
         f"{M.VAL_MSE_BEST}_mean",
+        "grad reaching step 1",
     ]
     columns = [c for c in shown if c in table]
     rows = [[_cell(v) for v in row] for row in table[columns].itertuples(index=False)]
@@ -240,15 +271,6 @@ def study_section(sweep_dir: Path, out: Path) -> list[str]:
         figure = _save(divergence_figure(nets, clip), out, f"{name}_divergence.png")
         lines += [f"![{name} divergence]({figure})", ""]
 
-    def label_of(job: Any) -> str:
-        return ", ".join(f"{f}={job.overrides.get(f)}" for f in arms) or name
-
-    def at_its_best_lr(job: Any) -> bool:
-        arm = tuple(str(job.overrides.get(a)) for a in arms)
-        return str(job.overrides.get(LR)) == str(best_lr.get(arm))
-
-    best_lr = {tuple(str(v) for v in k): lr for k, lr in chosen.items()}
-    best_jobs = [job for job in jobs if at_its_best_lr(job)] if chosen else jobs
     figure = _save(
         grad_flow_bands(
             best_jobs,
