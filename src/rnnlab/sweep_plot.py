@@ -104,8 +104,8 @@ def _plot_configurations(fig: Figure, nets: pd.DataFrame, keys: list[str], basel
     fig.supylabel(f"{METRIC} (log)", fontsize=10)
     n_text = ", ".join(rest) if rest else "the only configuration"
     fig.suptitle(
-        f"{METRIC} per configuration ({n_text}): each network a point, "
-        "the mean with its 95% bootstrap interval",
+        f"{METRIC} per configuration: each network a point, the mean with its 95% bootstrap "
+        f"interval\nconfigurations: {n_text}",
         fontsize=11,
     )
     handles = [
