@@ -31,6 +31,8 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     run_dir = tmp_path / "ddp"
     assert (run_dir / "train_ddp_process_1.log").exists()  # rank 1 ran, in the same directory
     assert ddp.stdout.count("run directory:") == 1  # only rank 0 reports
+    rows = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[1:]  # rank 0 writes it
+    assert [r.split(",")[0] for r in rows if not r.startswith(",")] == [str(e) for e in range(10)]
     a = json.loads((run_dir / "metrics.json").read_text())
     b = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert a["config"]["trainer"]["strategy"] == "ddp" and a["status"] == b["status"] == "ok"

@@ -188,3 +188,12 @@ def test_the_job_diverges_when_every_replica_has():
     with pytest.raises(Diverged, match="every replica"):
         trainer([PoisonReplica([0, 1], step=3)]).fit(model, datamodule=ReplicaDataModule(members))
     assert not model.alive.any()
+
+
+def test_replica_diagnostics_mean_when_no_replica_has_a_value():
+    """A replicas job all of whose replicas diverged (study=clipping, lr 1, no clipping) has
+    diagnostics no replica measured: their mean is null, not an IndexError that fails the job."""
+    from rnnlab.experiment import _mean_diagnostics
+
+    per_replica = [{"a": None, "b": [1.0, None], "c": 2.0}, {"a": None, "b": [3.0, 4.0], "c": None}]
+    assert _mean_diagnostics(per_replica) == {"a": None, "b": [2.0, 4.0], "c": 2.0}

@@ -28,6 +28,7 @@ from rnnlab.baselines import data_baselines
 from rnnlab.checkpoints.resume import checkpoint_to_resume, last_checkpoint
 from rnnlab.checkpoints.saving import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
 from rnnlab.checks import validate
+from rnnlab.csv_logging import CSVEpochs, EpochCSVLogger
 from rnnlab.data import DATAMODULES, ReplicaDataModule, WindowDataModule
 from rnnlab.hydra_callbacks import is_basic_sweep
 from rnnlab.internals import no_profiler
@@ -116,12 +117,15 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] 
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs.setdefault("profiler", no_profiler())
     trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
-    logger = TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)
+    # TensorBoard first: trainer.logger, which the HParams session and rnnlab's figures use
+    tb = TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)
+    csv_logger = EpochCSVLogger(run_dir, resume=cfg.get("resume") is not None)  # csv/metrics.csv
     every = [
         best_checkpoint(run_dir),  # first: trainer.checkpoint_callback, what testing loads
         last_epoch_checkpoint(run_dir),
         FiniteCheckpoints(),
         StopAtEpochEnd(),  # SIGINT/SIGTERM: stop at the epoch's end
+        CSVEpochs(csv_logger),  # before any callback that logs at an epoch's start
         LearningRateMonitor(logging_interval="epoch"),
         ProgressLog(),
         FitClock(),
@@ -135,7 +139,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] 
     ]
     if replicas_of(cfg) > 1:
         every.append(ReplicaBoards(run_dir, [cfg.seed + r for r in range(replicas_of(cfg))]))
-    return L.Trainer(logger=logger, callbacks=every, default_root_dir=run_dir, **trainer_kwargs)
+    loggers = [tb, csv_logger]
+    return L.Trainer(logger=loggers, callbacks=every, default_root_dir=run_dir, **trainer_kwargs)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -306,6 +311,9 @@ def _mean_diagnostics(per_replica: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in per_replica[0] if per_replica else ():
         rows = [d[name] for d in per_replica if d.get(name) is not None]
+        if not rows:  # no replica has it: every one diverged before it was measured
+            out[name] = None
+            continue
         arr = np.array(
             [
                 [np.nan if x is None else x for x in (r if isinstance(r, list) else [r])]
@@ -313,7 +321,7 @@ def _mean_diagnostics(per_replica: list[dict[str, Any]]) -> dict[str, Any]:
             ],
             dtype=float,
         )
-        mean = np.nanmean(arr, axis=0) if len(arr) else np.array([np.nan])
+        mean = np.nanmean(arr, axis=0)
         out[name] = (
             [_finite_or_none(x) for x in mean]
             if isinstance(rows[0], list)
@@ -326,7 +334,8 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, result: dict[str, Any]) ->
     """One HParams entry per job, with the real final metrics (never a -1 placeholder)."""
     params, varied = hparams_of(cfg)
     log_final_results(trainer.logger, params, result, trainer.global_step, varied)
-    trainer.logger.finalize(result["status"])
+    for logger in trainer.loggers:  # TensorBoard's session status, the CSV file's last rows
+        logger.finalize(result["status"])
 
 
 def write_metrics(run_dir: Path, result: dict[str, Any]) -> Path:

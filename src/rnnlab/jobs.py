@@ -26,7 +26,7 @@ STATUSES = ("ok", "diverged", "failed", "missing")
 #: Ranking key: the sweep's objective. Test numbers are reported, never used to choose.
 RANK_BY = M.VAL_MSE_BEST
 #: Override keys that select a preset rather than describe a job (as in conf/config.yaml).
-DEFAULT_EXCLUDED = ("sweep", "hparams_search")
+DEFAULT_EXCLUDED = ("sweep", "study", "hparams_search")
 #: A numeric factor with more distinct values than this comes from a search (Optuna), not a grid.
 MANY_VALUES = 6
 

@@ -1,0 +1,46 @@
+"""conf/study/*.yaml: every preset study composes with the real Hydra, and every one of its jobs
+passes the checks a sweep runs before it starts (rnnlab.hydra_callbacks.ValidateConfig)."""
+
+import math
+import re
+
+import pytest
+from conftest import CONF
+from hydra import compose, initialize_config_dir
+
+from rnnlab import internals
+from rnnlab.checks import check_distinct_seeds, validate
+
+STUDIES = sorted(p.stem for p in (CONF / "study").glob("*.yaml"))
+
+
+def test_the_five_studies_are_there():
+    assert STUDIES == ["activation", "clipping", "loss", "memory", "readout"]
+
+
+def header_jobs(name: str) -> int:
+    """The job count the preset's header comment states (``= N jobs``)."""
+    found = re.search(r"= (\d+) jobs", (CONF / "study" / f"{name}.yaml").read_text())
+    assert found, f"conf/study/{name}.yaml: no '= N jobs' in its header"
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_study_composes_and_every_job_validates(name, compose_cfg):
+    cfg = compose_cfg(f"study={name}")
+    validate(cfg)
+    assert cfg.replicas >= 5
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"study={name}"], return_hydra_config=True)
+        params = cfg.hydra.sweeper.params
+        assert "model.lr" in params and len(str(params["model.lr"]).split(",")) >= 2
+        expected = math.prod(len(str(v).split(",")) for v in params.values())
+        jobs = list(internals.sweep_job_overrides(cfg))
+        assert len(jobs) == expected == header_jobs(name)
+        configs = [internals.load_job_config(cfg, overrides) for overrides in jobs]
+    for job in configs:
+        validate(job)
+        assert job.replicas >= 5
+    check_distinct_seeds(configs)  # as ValidateConfig does: no seed trained twice
+    # each job differs from the others: the sweep's values all reach the job's config
+    assert len({str(job.model) + str(job.data) + str(job.trainer) for job in configs}) == expected
