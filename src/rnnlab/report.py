@@ -18,6 +18,7 @@ import argparse
 import math
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ from rnnlab.jobs import collect, value_order
 from rnnlab.sweep import effect_sentence, markdown_table
 
 LR = "model.lr"
+TASK = "data"  # a study over several tasks answers within each (never "adding vs sincos")
+
+
+def _by_task(nets: pd.DataFrame, arms: list[str]) -> list[tuple[Any, pd.DataFrame]]:
+    """The networks of each task when the study swept ``data=``, else all of them."""
+    if TASK not in arms:
+        return [(None, nets)]
+    return [(task, nets[nets[TASK] == task]) for task in value_order(nets[TASK])]
+
+
 DPI = 100
 
 
@@ -93,23 +104,31 @@ def forest_figure(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Figure:
 
 
 def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
-    """Share of networks that diverged against the learning rate, one line per clip value."""
-    fig = Figure(figsize=(9, 4.5), dpi=DPI)
-    ax = fig.add_subplot()
+    """Against the learning rate, one line per clip value: the share of networks that
+    diverged (a non-finite loss, validation MSE or weight), and the median ``val/mse_best`` of
+    the others, which shows the runs that exploded without becoming infinite."""
+    fig = Figure(figsize=(10, 4.5), dpi=DPI)
+    share, error = fig.subplots(1, 2)
     nets = nets.assign(diverged=(nets["status"] == "diverged").astype(float))
     for value in value_order(nets[clip].astype(str)):
         rows = nets[nets[clip].astype(str) == value]
-        rate = rows.groupby(LR)["diverged"].mean()
-        lrs = [float(x) for x in rate.index]
-        order = np.argsort(lrs)
         label = "no clipping" if value in ("null", "None", "nan") else f"clip at {value}"
-        ax.plot(np.array(lrs)[order], rate.to_numpy()[order], marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("learning rate (model.lr)")
-    ax.set_ylabel("share of networks diverged")
-    ax.set_title("divergence against learning rate, with and without gradient clipping")
-    ax.legend(fontsize=8)
+        rate = rows.groupby(LR)["diverged"].mean()
+        best = rows[rows["status"] == "ok"].groupby(LR)[M.VAL_MSE_BEST].median()
+        for ax, series in ((share, rate), (error, best)):
+            lrs = np.array([float(x) for x in series.index])
+            order = np.argsort(lrs)
+            ax.plot(lrs[order], series.to_numpy()[order], marker="o", label=label)
+    for ax in (share, error):
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (model.lr)")
+    share.set_ylim(-0.05, 1.05)
+    share.set_ylabel("share of networks diverged (non-finite)")
+    error.set_yscale("log")
+    error.set_ylabel("median val/mse_best of the others")
+    share.legend(fontsize=8)
+    fig.suptitle("divergence and error against learning rate, with and without clipping")
+    fig.subplots_adjust(left=0.08, right=0.98, wspace=0.3, bottom=0.13, top=0.88)
     return fig
 
 
@@ -186,14 +205,28 @@ def _reach_first_step(jobs: list[Any], arms: list[str]) -> dict[tuple[str, ...],
     return {k: float(np.median(v)) for k, v in found.items()}
 
 
-def _save(fig: Figure | None, out: Path, name: str) -> str | None:
+@dataclass(frozen=True)
+class Figures:
+    """Where the report's figures go, and the relative link report.md uses for them."""
+
+    dir: Path
+    prefix: str = ""
+
+    def __truediv__(self, name: str) -> Path:
+        return self.dir / name
+
+    def link(self, name: str) -> str:
+        return self.prefix + name
+
+
+def _save(fig: Figure | None, out: Figures, name: str) -> str | None:
     if fig is None:
         return None
     fig.savefig(out / name)
-    return name
+    return out.link(name)
 
 
-def study_section(sweep_dir: Path, out: Path) -> list[str]:
+def study_section(sweep_dir: Path, out: Figures) -> list[str]:
     """The report of one sweep directory: its question's answers, table and figures."""
     name = sweep_dir.name
     jobs = [job for job in collect(sweep_dir) if job.record]
@@ -249,12 +282,18 @@ def study_section(sweep_dir: Path, out: Path) -> list[str]:
 
     forest: list[tuple[str, dict[str, Any]]] = []
     lines += ["Answers:", ""]
-    for effect in groups.effects(selected, arms):
-        factor, a, b = effect["factor"], effect.get("a"), effect.get("b")
-        lines.append(f"- {effect_sentence(effect)}")
-        if effect.get("ratio") is not None:
-            forest.append((f"{factor}: {a} vs {b}", effect))
-    lines.append("")
+    # Tasks are not an effect to estimate: a study over several answers within each one.
+    for task, rows in _by_task(selected, arms):
+        factors_here = [f for f in arms if f != TASK]
+        if task is not None:
+            lines.append(f"On `{TASK}={task}` ({len(rows)} networks):")
+        for effect in groups.effects(rows, factors_here):
+            factor, a, b = effect["factor"], effect.get("a"), effect.get("b")
+            lines.append(f"- {effect_sentence(effect)}")
+            if effect.get("ratio") is not None:
+                where = f"{task}: " if task is not None else ""
+                forest.append((f"{where}{factor}: {a} vs {b}", effect))
+        lines.append("")
     figure = (
         _save(
             forest_figure(f"{name}: effects (each arm at its best lr)", forest),
@@ -292,7 +331,7 @@ def study_section(sweep_dir: Path, out: Path) -> list[str]:
     return lines
 
 
-def reproduction_section(dirs: list[Path], out: Path) -> list[str]:
+def reproduction_section(dirs: list[Path], out: Figures) -> list[str]:
     """The two source texts reproduced: each cell's largest difference to nn.RNN on the same
     weights, and the concat cell's rollout tracking sin/cos (from a study's concat job)."""
     import torch
@@ -322,15 +361,22 @@ def reproduction_section(dirs: list[Path], out: Path) -> list[str]:
                     "",
                     f"The concat cell's rollout (`{job.path.relative_to(d.parent)}`):",
                     "",
-                    "![concat rollout](concat_rollout.png)",
+                    f"![concat rollout]({out.link('concat_rollout.png')})",
                 ]
                 return [*lines, ""]
     return [*lines, ""]
 
 
 def write_report(dirs: list[Path], out: Path | None = None) -> Path:
+    """Write the report of ``dirs``: to ``out/report.md`` with its figures beside it (default
+    ``out``: the first directory's ``report/``), or, when ``out`` names a ``.md`` file, there
+    with its figures in the folder of the same name (``docs/report.md``, ``docs/report/``)."""
     out = Path(out) if out else Path(dirs[0]) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".md":
+        path, figures = out, Figures(out.with_suffix(""), f"{out.stem}/")
+    else:
+        path, figures = out / "report.md", Figures(out)
+    figures.dir.mkdir(parents=True, exist_ok=True)
     lines = [
         "# rnnlab report",
         "",
@@ -338,9 +384,8 @@ def write_report(dirs: list[Path], out: Path | None = None) -> Path:
         "",
     ]
     for d in dirs:
-        lines += study_section(Path(d), out)
-    lines += reproduction_section([Path(d) for d in dirs], out)
-    path = out / "report.md"
+        lines += study_section(Path(d), figures)
+    lines += reproduction_section([Path(d) for d in dirs], figures)
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -351,7 +396,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep directories (one per study)")
     parser.add_argument(
-        "--out", type=Path, default=None, help="where report.md goes (default: DIR/report)"
+        "--out",
+        type=Path,
+        default=None,
+        help="a folder for report.md and its figures (default: DIR/report), or a .md file",
     )
     opts = parser.parse_args(argv)
     missing = [d for d in opts.dirs if not d.is_dir()]
