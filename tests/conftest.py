@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,6 +48,26 @@ def run_train(*args: str, cwd: Path | None = None, env: dict | None = None, time
         text=True,
         timeout=timeout,
     )
+
+
+def signal_after_first_checkpoint(
+    run_dir: Path, signum: int, args: tuple[str, ...]
+) -> subprocess.CompletedProcess:
+    """Start ``train.py args``, send ``signum`` once its first epoch checkpoint exists, wait."""
+    import os
+    import subprocess
+    import time
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    cmd = [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "last.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out.decode(), err.decode())
 
 
 #: The default runs, by the command line after ``python train.py``: each cell's, and the same

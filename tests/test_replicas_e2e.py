@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_train
+from conftest import run_train, signal_after_first_checkpoint
 
 from rnnlab import choices
 from rnnlab import metrics as M
@@ -75,16 +72,7 @@ OPTUNA = (
 
 def kill_after_first_checkpoint(run_dir: Path) -> subprocess.CompletedProcess:
     """Start the resume test's job, SIGKILL it once its first epoch checkpoint exists."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    cmd = [sys.executable, str(ROOT / "train.py"), *RESUME_ARGS, f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while not (run_dir / "checkpoints" / "last.ckpt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out.decode(), err.decode())
+    return signal_after_first_checkpoint(run_dir, signal.SIGKILL, RESUME_ARGS)
 
 
 def kill_then_resume(run_dir: Path) -> tuple[subprocess.CompletedProcess, bool, Any]:

@@ -4,16 +4,14 @@ with exactly the metrics of an uninterrupted one, in the same directory and Tens
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_train
+from conftest import run_train
+from conftest import signal_after_first_checkpoint as signal_after_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +37,7 @@ def exact(run_dir: Path) -> dict:
 
 
 def signal_after_first_checkpoint(run_dir: Path, signum: int) -> subprocess.CompletedProcess:
-    """Start a run, send ``signum`` once its first epoch checkpoint exists, wait for the end."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    cmd = [sys.executable, str(ROOT / "train.py"), *ARGS, f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while not (run_dir / "checkpoints" / "last.ckpt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
-        time.sleep(0.02)
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out.decode(), err.decode())
+    return signal_after_checkpoint(run_dir, signum, ARGS)
 
 
 def resume(run_dir: Path) -> subprocess.CompletedProcess:

@@ -132,6 +132,16 @@ def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
     return fig
 
 
+def _log_axes(fig: Figure, ax: Any, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Log y, the labels, the title and a small legend: how every band figure ends."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
 def grad_flow_bands(jobs: list[Any], label_of: Any, title: str) -> Figure | None:
     """``||dL/dh_t||`` against t: per arm, the median over its networks inside their range."""
     curves: dict[str, list[list[float]]] = {}
@@ -152,12 +162,7 @@ def grad_flow_bands(jobs: list[Any], label_of: Any, title: str) -> Figure | None
         t = np.arange(1, arr.shape[1] + 1) / arr.shape[1]  # the window as a fraction
         ax.fill_between(t, np.nanmin(arr, 0), np.nanmax(arr, 0), alpha=0.15)
         ax.plot(t, np.nanmedian(arr, 0), label=f"{label} (n={len(arr)})")
-    ax.set_yscale("log")
-    ax.set_xlabel("t / L (position in the window)")
-    ax.set_ylabel("||dL/dh_t||")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
-    return fig
+    return _log_axes(fig, ax, "t / L (position in the window)", "||dL/dh_t||", title)
 
 
 def learning_curves(jobs: list[Any], label_of: Any, title: str) -> Figure | None:
@@ -183,12 +188,7 @@ def learning_curves(jobs: list[Any], label_of: Any, title: str) -> Figure | None
         drawn += 1
     if not drawn:
         return None
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("val/mse (mean, range over replicas)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
-    return fig
+    return _log_axes(fig, ax, "epoch", "val/mse (mean, range over replicas)", title)
 
 
 def _reach_first_step(jobs: list[Any], arms: list[str]) -> dict[tuple[str, ...], float]:
