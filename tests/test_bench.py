@@ -24,6 +24,7 @@ from rnnlab.experiment import build_datamodule, build_model, build_trainer
 from rnnlab.model import Forecaster
 
 
+@pytest.mark.slow  # a few real fits
 def test_quick_bench_prints_tables_and_writes_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     main(["--quick", "--sections", "loop,cells,data", "--json", str(path)])

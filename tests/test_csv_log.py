@@ -48,6 +48,7 @@ def test_replicas_csv_holds_the_means_and_their_band(compose_cfg, tmp_path):
         assert float(row[M.TRAIN_LOSS + "_replica_min"]) <= float(row[M.TRAIN_LOSS])
 
 
+@pytest.mark.slow  # real fits; the fast suite keeps the one-row-per-epoch test
 def test_tensorboard_stays_the_first_logger(compose_cfg, tmp_path):
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -57,6 +58,7 @@ def test_tensorboard_stays_the_first_logger(compose_cfg, tmp_path):
     assert trainer.loggers[1].log_dir.rstrip("/") == str(tmp_path / "csv")
 
 
+@pytest.mark.slow  # real fits; the fast suite keeps the one-row-per-epoch test
 def test_a_resumed_run_keeps_its_earlier_rows(compose_cfg, tmp_path):
     train_and_test(compose_cfg(*SHORT), tmp_path)
     first = epoch_rows(tmp_path)

@@ -89,6 +89,7 @@ def test_a_network_too_large_alone_keeps_its_own_message(compose_cfg, monkeypatc
         )
 
 
+@pytest.mark.slow  # composes three tasks' configs (about a second)
 def test_each_replicas_own_data_counts_towards_memory(compose_cfg, monkeypatch):
     adding = compose_cfg("data=adding").data  # 12000 sequences of 50 steps, 3 values a step
     assert checks.replica_data_bytes(adding) == 4 * 12000 * 50 * 3
@@ -132,16 +133,19 @@ def test_overlapping_seeds_in_a_sweep_are_refused_with_seeds_stepping_by_replica
         [("seed=0", "data.seq_len=4", "replicas=8"), ("seed=0", "data.seq_len=8", "replicas=8")],
     ],
 )
+@pytest.mark.slow  # composes every job of a sweep: the fast suite keeps one case
 def test_sweeps_that_train_each_seed_once_pass(sweep):
     check_distinct_seeds(compose_jobs(*sweep))
 
 
+@pytest.mark.slow  # composes every job of a sweep: the fast suite keeps one case
 @pytest.mark.parametrize("same", ["logger.figures=false", "threads=2", "resume=outputs/some-run"])
 def test_keys_without_effect_on_results_do_not_make_jobs_different(same):
     with pytest.raises(ConfigError, match=r"^seed=0,0 trains seed 0 twice .*use distinct seeds"):
         check_distinct_seeds(compose_jobs(("seed=0",), ("seed=0", same)))
 
 
+@pytest.mark.slow  # composes every job of a sweep: the fast suite keeps one case
 def test_the_sweep_hook_refuses_overlapping_seeds_after_checking_every_job():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", return_hydra_config=True)
