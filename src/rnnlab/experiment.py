@@ -160,11 +160,7 @@ def final_diagnostics(trainer: L.Trainer, model: Forecaster, tested: bool) -> di
     monitor = next(c for c in trainer.callbacks if isinstance(c, GradNormMonitor))
     flow = next(c for c in trainer.callbacks if isinstance(c, GradientFlow))
     values = flow.measure(trainer, model, trainer.global_step, draw=True) if tested else flow.last
-    values = {**values, **monitor.run_stats()}
-    return {
-        k: [_finite_or_none(x) for x in v] if isinstance(v, list) else _finite_or_none(v)
-        for k, v in values.items()
-    }
+    return _finite_diagnostics({**values, **monitor.run_stats()})
 
 
 def train_and_test(
@@ -282,13 +278,9 @@ def _replicas_result(
         record[M.DIAGNOSTICS] = _finite_diagnostics(diag)
         records.append(record)
     done = [rec for rec in records if rec["status"] == "ok"] or records
-    means = {
-        name: _finite_or_none(np.mean(xs))
-        if (xs := [rec[name] for rec in done if rec[name] is not None])
-        else None
-        for name in M.FINAL_METRICS
-    }
     spread = {name: stats.spread([rec[name] for rec in done]) for name in M.FINAL_METRICS}
+    # the top level: each metric's mean over the finished replicas, as in its spread
+    means = {name: _finite_or_none(s["mean"]) if s["n"] else None for name, s in spread.items()}
     diag_means = _mean_diagnostics([rec[M.DIAGNOSTICS] for rec in done])
     return {
         **means,
@@ -300,6 +292,7 @@ def _replicas_result(
 
 
 def _finite_diagnostics(values: dict[str, Any]) -> dict[str, Any]:
+    """Diagnostics as metrics.json holds them: non-finite numbers (in lists too) as null."""
     return {
         k: [_finite_or_none(x) for x in v] if isinstance(v, list) else _finite_or_none(v)
         for k, v in values.items()

@@ -166,6 +166,13 @@ def _group_baselines(
     return out
 
 
+def _p_interval(effect: dict[str, Any]) -> str:
+    """`` [low, high]``: the 95% interval of P(A better), where there is one."""
+    if effect["p_ci_low"] is None:
+        return ""
+    return f" [{_num(effect['p_ci_low'])}, {_num(effect['p_ci_high'])}]"
+
+
 def effect_sentence(effect: dict[str, Any]) -> str:
     """One factor value's effect in one sentence (groups.effects)."""
     if effect.get("continuous"):
@@ -199,8 +206,7 @@ def effect_sentence(effect: dict[str, Any]) -> str:
             f"ratio{'s' if n > 1 else ''}, same seeds), {a} lower in {effect['a_better']} of "
             f"{n} pair{'s' if n > 1 else ''}{tied}, P({a} better) = {_num(effect['p_a_better'])}"
         )
-        if effect["p_ci_low"] is not None:
-            text += f" [{_num(effect['p_ci_low'])}, {_num(effect['p_ci_high'])}]"
+        text += _p_interval(effect)
         if low is not None and low <= 1 <= high:
             text += f"; no difference detectable at n = {n} pairs"
     else:
@@ -210,8 +216,7 @@ def effect_sentence(effect: dict[str, Any]) -> str:
             f"{n_a} vs {n_b} finished networks without shared seeds), "
             f"P({a} better) = {_num(effect['p_a_better'])}"
         )
-        if effect["p_ci_low"] is not None:
-            text += f" [{_num(effect['p_ci_low'])}, {_num(effect['p_ci_high'])}]"
+        text += _p_interval(effect)
         text += f" over all {n_a}x{n_b} network pairs"
         if low is not None and low <= 1 <= high:
             text += f"; no difference detectable at n = {n_a} vs {n_b} networks"
