@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab import cli, hydra_setup
+from rnnlab.config import cli, hydra_setup
 
 # Before Hydra composes conf/: the schema it lists first, and the resolvers it uses.
 hydra_setup.register()
@@ -12,7 +12,7 @@ hydra_setup.register()
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     # Imported here: torch and Lightning take seconds, and a bad config fails before them.
-    from rnnlab.experiment import hydra_job
+    from rnnlab.training.experiment import hydra_job
 
     return hydra_job(cfg)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from rnnlab import choices, hydra_setup
+from rnnlab.config import choices, hydra_setup
 
 hydra_setup.register()  # as train.py does before Hydra composes conf/
 

@@ -1,11 +1,11 @@
-"""The adding problem (rnnlab.data.AddingDataModule)."""
+"""The adding problem (rnnlab.data.tasks.AddingDataModule)."""
 
 import lightning as L
 import pytest
 import torch
 from torch import nn
 
-from rnnlab.data import AddingDataModule, SinCosDataModule, WindowDataModule
+from rnnlab.data.tasks import AddingDataModule, SinCosDataModule, WindowDataModule
 
 SPLITS = ("train", "val", "test")
 

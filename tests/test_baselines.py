@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab import baselines
 from rnnlab import metrics as M
-from rnnlab.data import SinCosDataModule
+from rnnlab.data import baselines
+from rnnlab.data.tasks import SinCosDataModule
 
 
 def test_linear_baseline_solves_the_sincos_task():

@@ -19,9 +19,9 @@ from rnnlab.bench.__main__ import main
 from rnnlab.bench.common import bare_trainer, checkout, targets
 from rnnlab.bench.loop import EmptyStep, optimizer_and_scheduler
 from rnnlab.bench.replicas import replicas_override
-from rnnlab.cells import ConcatRNN, ScratchRNN
-from rnnlab.experiment import build_datamodule, build_model, build_trainer
-from rnnlab.model import Forecaster
+from rnnlab.models.cells import ConcatRNN, ScratchRNN
+from rnnlab.models.forecaster import Forecaster
+from rnnlab.training.experiment import build_datamodule, build_model, build_trainer
 
 
 @pytest.mark.slow  # a few real fits

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from rnnlab.cells import ConcatRNN, ScratchRNN, TorchRNN, initialize
-from rnnlab.errors import ConfigError
+from rnnlab.config.errors import ConfigError
+from rnnlab.models.cells import ConcatRNN, ScratchRNN, TorchRNN, initialize
 
 CELLS = [ScratchRNN, ConcatRNN, TorchRNN]
 

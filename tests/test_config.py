@@ -13,10 +13,13 @@ from conftest import CONF
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rnnlab import cells, choices, data, model, schema
-from rnnlab.checks import validate
-from rnnlab.cli import error_line
-from rnnlab.errors import ConfigError
+from rnnlab.config import choices, schema
+from rnnlab.config.checks import validate
+from rnnlab.config.cli import error_line
+from rnnlab.config.errors import ConfigError
+from rnnlab.data import tasks as data
+from rnnlab.models import cells
+from rnnlab.models import forecaster as model
 
 #: Every bad input issue 6 lists, then others a user would hit: the override, and what its
 #: one-line error must contain besides the override itself (what is allowed).
@@ -130,7 +133,7 @@ def test_longest_window_matches_what_the_datamodule_builds():
 
 
 def test_allowed_values_are_the_ones_the_code_implements():
-    """Every name in rnnlab.choices builds what it says, and nothing else is accepted."""
+    """Every name in rnnlab.config.choices builds what it says, and nothing else is accepted."""
     for name, cls in zip(choices.CELLS, cells.CELL_CLASSES, strict=True):
         assert type(cells.build_cell(name, 2, 4)) is cls
         assert cls.__name__.lower().startswith(name)
@@ -163,7 +166,7 @@ def test_each_set_of_choices_is_written_once_in_src():
         text = path.read_text()
         for table in tables:
             spelled = ", ".join(f'"{v}"' for v in table)
-            assert spelled not in text, f"{path.name} spells {table}: use rnnlab.choices"
+            assert spelled not in text, f"{path.name} spells {table}: use rnnlab.config.choices"
 
 
 def test_schema_covers_every_key_of_every_option(compose_cfg):

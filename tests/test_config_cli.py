@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT, run_train
 from test_config import BAD_INPUTS, ISSUE_BAD_INPUTS
 
-from rnnlab import checks
+from rnnlab.config import checks
 
 pytestmark = pytest.mark.slow
 
@@ -124,17 +124,17 @@ def test_help_and_cfg_still_work():
 
 
 def count_validations(tmp_path, *args: str) -> list[str]:
-    """Run train.py in a real process with ``rnnlab.checks.validate`` counted; returns the
+    """Run train.py in a real process with ``rnnlab.config.checks.validate`` counted; returns the
     process's last stdout line: ``validated N``."""
     script = (
         "import runpy, sys\n"
-        "import rnnlab.checks, rnnlab.experiment, rnnlab.hydra_callbacks\n"
+        "import rnnlab.config.checks, rnnlab.training.experiment, rnnlab.config.hydra_callbacks\n"
         "calls = []\n"
-        "real = rnnlab.checks.validate\n"
+        "real = rnnlab.config.checks.validate\n"
         "def counted(cfg):\n"
         "    calls.append(1)\n"
         "    return real(cfg)\n"
-        "rnnlab.hydra_callbacks.validate = rnnlab.experiment.validate = counted\n"
+        "rnnlab.config.hydra_callbacks.validate = rnnlab.training.experiment.validate = counted\n"
         f"sys.argv = ['train.py', *{list(args)!r}]\n"
         "try:\n"
         f"    runpy.run_path({str(ROOT / 'train.py')!r}, run_name='__main__')\n"

@@ -1,4 +1,4 @@
-"""<run dir>/csv/metrics.csv: one row per epoch next to TensorBoard (rnnlab.csv_logging)."""
+"""<run dir>/csv/metrics.csv: one row per epoch next to TensorBoard (rnnlab.observe.csv_log)."""
 
 import csv
 import json
@@ -6,8 +6,8 @@ import json
 import pytest
 
 from rnnlab import metrics as M
-from rnnlab.csv_logging import CSV_FILE, EpochCSVLogger
-from rnnlab.experiment import build_trainer, train_and_test
+from rnnlab.observe.csv_log import CSV_FILE, EpochCSVLogger
+from rnnlab.training.experiment import build_trainer, train_and_test
 
 SHORT = ("data.n_points=300", "trainer.max_epochs=2", "logger.figures=false")
 

@@ -1,6 +1,6 @@
 import torch
 
-from rnnlab.data import SinCosDataModule, make_windows
+from rnnlab.data.tasks import SinCosDataModule, make_windows
 
 
 def seed002_windows(data: torch.Tensor, seq_len: int):
@@ -111,7 +111,7 @@ def test_batches_stay_put_on_cpu_and_move_elsewhere():
 
 
 def test_sincos_is_a_forecasting_window_datamodule():
-    from rnnlab.data import WindowDataModule
+    from rnnlab.data.tasks import WindowDataModule
 
     assert issubclass(SinCosDataModule, WindowDataModule)
     assert SinCosDataModule.channels == SinCosDataModule.output_size == 2

@@ -9,10 +9,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rnnlab import diagnostics
 from rnnlab import metrics as M
-from rnnlab.experiment import train_and_test
-from rnnlab.model import Forecaster
+from rnnlab.models.forecaster import Forecaster
+from rnnlab.observe import diagnostics
+from rnnlab.training.experiment import train_and_test
 
 
 def independent_grad_norms(model: Forecaster, x: torch.Tensor, y: torch.Tensor) -> list[float]:

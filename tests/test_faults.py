@@ -12,10 +12,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
 
-from rnnlab import experiment
-from rnnlab.checkpoints.resume import check_hparams, expand_resume, last_checkpoint
-from rnnlab.errors import ConfigError
-from rnnlab.model import Diverged
+from rnnlab.config.errors import ConfigError
+from rnnlab.config.resume import check_hparams, expand_resume, last_checkpoint
+from rnnlab.models.forecaster import Diverged
+from rnnlab.training import experiment
 
 TINY = (
     "data.n_points=200",

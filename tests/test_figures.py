@@ -8,10 +8,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from rnnlab import figures
-from rnnlab.data import SinCosDataModule
-from rnnlab.model import Forecaster
-from rnnlab.rollout import forecast_test_split, rollout_mse
+from rnnlab.data.tasks import SinCosDataModule
+from rnnlab.models.forecaster import Forecaster
+from rnnlab.observe import figures
+from rnnlab.observe.rollout import forecast_test_split, rollout_mse
 
 
 @pytest.fixture(scope="module")

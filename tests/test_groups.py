@@ -1,4 +1,5 @@
-"""rnnlab.groups on synthetic sweeps: networks pooled into configurations, replicas expanded,
+"""rnnlab.analysis.groups on synthetic sweeps: networks pooled into configurations, replicas
+expanded,
 diverged networks counted, paired and unpaired comparisons, and what summary.md says."""
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from rnnlab import groups, stats, sweep
 from rnnlab import metrics as M
-from rnnlab.jobs import collect
+from rnnlab.analysis import groups, stats
+from rnnlab.analysis import summary as sweep
+from rnnlab.analysis.jobs import collect
 
 
 def write_job(

@@ -7,7 +7,7 @@ import lightning as L
 import pytest
 import torch
 
-from rnnlab.experiment import build_model, train_and_test
+from rnnlab.training.experiment import build_model, train_and_test
 
 TINY = (
     "data.n_points=300",

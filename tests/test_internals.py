@@ -16,7 +16,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
 from rnnlab import internals
-from rnnlab.experiment import build_trainer
+from rnnlab.training.experiment import build_trainer
 
 TINY = ("data.n_points=200", "trainer.max_epochs=1", "trainer.enable_progress_bar=false")
 
@@ -25,7 +25,7 @@ TINY = ("data.n_points=200", "trainer.max_epochs=1", "trainer.enable_progress_ba
 def counted_fit(compose_cfg, tmp_path, monkeypatch):
     """A real one-epoch fit through rnnlab's Trainer, counting the hook-name sets and the
     profiler calls Lightning makes; returns the counts and the number of steps."""
-    from rnnlab.experiment import build_datamodule, build_model
+    from rnnlab.training.experiment import build_datamodule, build_model
 
     counts = collections.Counter()
     cheap = internals.CheapHookName.__setattr__

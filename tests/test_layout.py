@@ -50,7 +50,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_in_the_package():
     graph = import_graph()
-    assert len(graph) > 20 and graph["rnnlab.experiment"]  # the graph was really read
+    assert len(graph) > 20 and graph["rnnlab.training.experiment"]  # the graph was really read
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
@@ -58,16 +58,43 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
+def listed_modules(block: str) -> set[str]:
+    """The modules and packages a layout block lists under ``src/rnnlab/``, as paths relative
+    to the package ("config/", "config/checks.py"): each line's first column, nested by indent."""
+    listed = block.split("src/rnnlab/\n", 1)[1].split("\ntests/", 1)[0]
+    names: set[str] = set()
+    parents: dict[int, str] = {}  # indent -> the package path of that depth
+    for line in listed.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        parent = parents.get(indent - 2, "")
+        first = re.split(r"\s{2,}", line.strip())[0]
+        for name in re.findall(r"\b([a-z_]+(?:\.py|/))", first):
+            names.add(parent + name)
+            if name.endswith("/"):
+                parents[indent] = parent + name
+    return names
+
+
+def test_the_layout_parser_reads_nesting():
+    block = "src/rnnlab/\n  a.py  x\n  b/  y\n    c.py d.py  z\n  e.py\ntests/\n"
+    assert listed_modules(block) == {"a.py", "b/", "b/c.py", "b/d.py", "e.py"}
+
+
 def test_readme_layout_lists_every_module_and_nothing_else():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("## Layout", 1)[1].split("```")[1]
-    listed = block.split("src/rnnlab/", 1)[1].split("\ntests/", 1)[0]
-    # the first column of each line: the names, before two spaces and the description
-    first = [re.split(r"\s{2,}", line.strip())[0] for line in listed.splitlines() if line.strip()]
-    names = {m for column in first for m in re.findall(r"\b([a-z_]+)(?:\.py|/)", column)}
-    on_disk = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
-    on_disk |= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
-    assert names == on_disk
+    on_disk = {
+        str(p.relative_to(PACKAGE)) + ("/" if p.is_dir() else "")
+        for p in PACKAGE.rglob("*")
+        if (p.suffix == ".py" or (p / "__init__.py").is_file())
+        and "__pycache__" not in p.parts
+        and p.parent.name != "bench"  # bench/ is one entry: a module per section
+    }
+    on_disk -= {"__main__.py"}
+    on_disk = {p for p in on_disk if not p.endswith("__init__.py") or "/" not in p}
+    assert listed_modules(block) == on_disk
     for line in block.splitlines():  # the top-level entries (train.py, conf/, ...) exist too
         entry = line.split()[0] if line.strip() and not line.startswith(" ") else None
         if entry:

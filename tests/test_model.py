@@ -2,8 +2,8 @@ import lightning as L
 import pytest
 import torch
 
-from rnnlab.data import SinCosDataModule
-from rnnlab.model import Forecaster
+from rnnlab.data.tasks import SinCosDataModule
+from rnnlab.models.forecaster import Forecaster
 
 
 def _batch(seq_len=6, batch=8):

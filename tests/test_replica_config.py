@@ -9,11 +9,11 @@ from conftest import CONF
 from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
 
-from rnnlab import checks, schema
-from rnnlab.checks import MAX_REPLICAS, MAX_SEED, check_distinct_seeds, validate
-from rnnlab.cli import error_line
-from rnnlab.errors import ConfigError
-from rnnlab.hydra_callbacks import InvalidConfig, ValidateConfig
+from rnnlab.config import checks, schema
+from rnnlab.config.checks import MAX_REPLICAS, MAX_SEED, check_distinct_seeds, validate
+from rnnlab.config.cli import error_line
+from rnnlab.config.errors import ConfigError
+from rnnlab.config.hydra_callbacks import InvalidConfig, ValidateConfig
 
 GiB = 2**30
 

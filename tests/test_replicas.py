@@ -9,11 +9,11 @@ import lightning as L
 import pytest
 import torch
 
-from rnnlab import choices
-from rnnlab.data import ReplicaDataModule, SinCosDataModule
-from rnnlab.model import Diverged, Forecaster
-from rnnlab.replica_net import ReplicaNet
-from rnnlab.replicas import ReplicaForecaster
+from rnnlab.config import choices
+from rnnlab.data.tasks import ReplicaDataModule, SinCosDataModule
+from rnnlab.models.forecaster import Diverged, Forecaster
+from rnnlab.models.replica_net import ReplicaNet
+from rnnlab.models.replicas import ReplicaForecaster
 
 SMALL = dict(hidden_size=8, lr=0.01)
 DATA = dict(n_points=300, seq_len=4, batch_size=16)
@@ -193,7 +193,7 @@ def test_the_job_diverges_when_every_replica_has():
 def test_replica_diagnostics_mean_when_no_replica_has_a_value():
     """A replicas job all of whose replicas diverged (study=clipping, lr 1, no clipping) has
     diagnostics no replica measured: their mean is null, not an IndexError that fails the job."""
-    from rnnlab.experiment import _mean_diagnostics
+    from rnnlab.training.experiment import _mean_diagnostics
 
     per_replica = [{"a": None, "b": [1.0, None], "c": 2.0}, {"a": None, "b": [3.0, 4.0], "c": None}]
     assert _mean_diagnostics(per_replica) == {"a": None, "b": [2.0, 4.0], "c": 2.0}

@@ -17,8 +17,8 @@ import torch
 import yaml
 from conftest import run_train, signal_after_first_checkpoint
 
-from rnnlab import choices
 from rnnlab import metrics as M
+from rnnlab.config import choices
 
 pytestmark = pytest.mark.slow
 
@@ -178,9 +178,9 @@ def test_top_level_metrics_are_the_replicas_mean(equivalence, cell):
 def test_a_replica_extracted_from_the_last_checkpoint_scores_its_test_mse(equivalence, cell):
     from omegaconf import OmegaConf
 
-    from rnnlab.experiment import build_datamodule
-    from rnnlab.model import Forecaster
-    from rnnlab.replicas import ReplicaForecaster
+    from rnnlab.models.forecaster import Forecaster
+    from rnnlab.models.replicas import ReplicaForecaster
+    from rnnlab.training.experiment import build_datamodule
 
     run_dir = equivalence[cell][0]
     job = metrics(run_dir)

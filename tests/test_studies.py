@@ -1,5 +1,5 @@
 """conf/study/*.yaml: every preset study composes with the real Hydra, and every one of its jobs
-passes the checks a sweep runs before it starts (rnnlab.hydra_callbacks.ValidateConfig)."""
+passes the checks a sweep runs before it starts (rnnlab.config.hydra_callbacks.ValidateConfig)."""
 
 import math
 import re
@@ -9,7 +9,7 @@ from conftest import CONF
 from hydra import compose, initialize_config_dir
 
 from rnnlab import internals
-from rnnlab.checks import check_distinct_seeds, validate
+from rnnlab.config.checks import check_distinct_seeds, validate
 
 STUDIES = sorted(p.stem for p in (CONF / "study").glob("*.yaml"))
 

@@ -14,7 +14,7 @@ from conftest import CONF
 from hydra import compose, initialize_config_dir
 
 from rnnlab import metrics as M
-from rnnlab import sweep
+from rnnlab.analysis import summary as sweep
 
 
 def make_job(
@@ -237,7 +237,7 @@ def _crashing_overrides() -> list[str]:
 def test_crashed_sweep_job_is_recorded_as_failed(hydra_job, tmp_path):
     from hydra.types import RunMode
 
-    from rnnlab.experiment import hydra_job as job_task
+    from rnnlab.training.experiment import hydra_job as job_task
 
     cfg = hydra_job(RunMode.MULTIRUN, *_crashing_overrides())
     assert job_task(cfg) == math.inf
@@ -251,7 +251,7 @@ def test_crashed_sweep_job_is_recorded_as_failed(hydra_job, tmp_path):
 def test_crashed_single_run_raises(hydra_job, tmp_path):
     from hydra.types import RunMode
 
-    from rnnlab.experiment import hydra_job as job_task
+    from rnnlab.training.experiment import hydra_job as job_task
 
     cfg = hydra_job(RunMode.RUN, *_crashing_overrides())
     with pytest.raises(Exception, match="gpu"):

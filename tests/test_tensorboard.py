@@ -11,10 +11,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import api_pb2, metadata
 
 from rnnlab import metrics as M
-from rnnlab.data import SinCosDataModule
-from rnnlab.experiment import train_and_test
-from rnnlab.model import Forecaster
-from rnnlab.tb_logging import GradNormMonitor, hidden_state_health
+from rnnlab.data.tasks import SinCosDataModule
+from rnnlab.models.forecaster import Forecaster
+from rnnlab.observe.tensorboard import GradNormMonitor, hidden_state_health
+from rnnlab.training.experiment import train_and_test
 
 ALL = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0}
 

@@ -1,6 +1,6 @@
 """Metric names: the one place they are spelled, shared by training, metrics.json and summaries."""
 
-#: Each run's final record: written by rnnlab.experiment, read by rnnlab.sweep.
+#: Each run's final record: written by rnnlab.training.experiment, read by rnnlab.analysis.summary.
 METRICS_FILE = "metrics.json"
 
 TRAIN_LOSS = "train/loss"
@@ -13,11 +13,11 @@ TEST_MAE = "test/mae"
 TEST_ROLLOUT_MSE = "test/rollout_mse"
 PERSISTENCE_MSE = "baseline/persistence_mse"
 VAL_PERSISTENCE_MSE = "baseline/val_persistence_mse"
-LINEAR_MSE = "baseline/linear_mse"  # least squares on the flattened window (rnnlab.baselines)
+LINEAR_MSE = "baseline/linear_mse"  # least squares on the flattened window (rnnlab.data.baselines)
 VAL_LINEAR_MSE = "baseline/val_linear_mse"
 MEAN_MSE = "baseline/mean_mse"  # the train mean: tasks without persistence (adding)
 
-# Per-epoch training diagnostics (TensorBoard only; see rnnlab.tb_logging).
+# Per-epoch training diagnostics (TensorBoard only; see rnnlab.observe.tensorboard).
 GRAD_NORM = "train/grad_norm"  # mean over the epoch's steps, before clipping
 GRAD_NORM_MAX = "train/grad_norm_max"
 HIDDEN_MEAN_ABS = "health/h_mean_abs"  # top layer, first validation batch
@@ -25,7 +25,8 @@ HIDDEN_MAX_ABS = "health/h_max_abs"
 TANH_SATURATED = "health/tanh_saturated_frac"  # |h| > 0.99
 RELU_DEAD = "health/relu_dead_frac"  # units zero for every sample and step
 
-# Gradient-flow diagnostics (rnnlab.diagnostics): metrics.json's "diagnostics" holds the final
+# Gradient-flow diagnostics (rnnlab.observe.diagnostics): metrics.json's "diagnostics" holds the
+# final
 # values under these names; TensorBoard shows them per epoch under "diagnostics/<name>".
 DIAGNOSTICS = "diagnostics"
 SPECTRAL_RADIUS = "spectral_radius"  # of each layer's W_hh: > 1 is necessary for exploding
@@ -72,7 +73,8 @@ HPARAMS_METRICS = (
 )
 
 
-#: The final numbers computed after testing, outside Lightning's logging (rnnlab.experiment).
+#: The final numbers computed after testing, outside Lightning's logging
+# (rnnlab.training.experiment).
 AFTER_TEST = (TEST_ROLLOUT_MSE, LINEAR_MSE, VAL_LINEAR_MSE, MEAN_MSE)
 
 

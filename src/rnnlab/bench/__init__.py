@@ -12,7 +12,8 @@ Sections (``--sections``; all by default), one module each:
   takes minutes at full size);
 - ``compile``: ``model.compile=true`` (``torch.compile`` of one time step): compile time and
   speed-up over the eager cell;
-- ``job``: one sweep job's ``rnnlab.experiment.train_and_test``, split into training steps and
+- ``job``: one sweep job's ``rnnlab.training.experiment.train_and_test``, split into training steps
+and
   everything else, against a bare fit and test;
 - ``run``: wall time and peak RSS of whole processes: the bare import of torch + lightning +
   hydra, a default ``python train.py``, and a three-job sweep (per job);

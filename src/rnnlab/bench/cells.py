@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from rnnlab.bench.common import fwd_bwd_seconds, interleaved, iterations, median, size, table
-from rnnlab.cells import ConcatRNN, ScratchRNN, TorchRNN
-from rnnlab.choices import NONLINEARITIES
+from rnnlab.config.choices import NONLINEARITIES
+from rnnlab.models.cells import ConcatRNN, ScratchRNN, TorchRNN
 
 
 def measure(opts: argparse.Namespace) -> list[dict[str, Any]]:

@@ -18,10 +18,10 @@ from hydra import initialize_config_dir
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab import hydra_setup
-from rnnlab.checks import validate
-from rnnlab.experiment import quiet_known_warnings
+from rnnlab.config import hydra_setup
+from rnnlab.config.checks import validate
 from rnnlab.internals import no_profiler
+from rnnlab.training.experiment import quiet_known_warnings
 
 TARGETS = {
     "loop_ratio_min": 0.85,

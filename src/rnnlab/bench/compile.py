@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from rnnlab.bench.common import fwd_bwd_seconds, interleaved, iterations, median, size, table
-from rnnlab.cells import ScratchRNN, compiled_step
+from rnnlab.models.cells import ScratchRNN, compiled_step
 
 
 def measure(opts: argparse.Namespace) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from rnnlab.bench.common import interleaved, median, table
-from rnnlab.data import make_windows, sincos_series
+from rnnlab.data.tasks import make_windows, sincos_series
 
 
 def seed_windows(data: np.ndarray, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:

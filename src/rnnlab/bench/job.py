@@ -1,4 +1,5 @@
-"""[job] One sweep job's work in this process (``rnnlab.experiment.train_and_test``, which every
+"""[job] One sweep job's work in this process (``rnnlab.training.experiment.train_and_test``, which
+every
 job of a sweep calls), split into training steps and everything else, against a bare fit and
 test of the same model; the checkpoint saves it made, and one save and the four figures timed
 alone."""
@@ -12,7 +13,6 @@ from typing import Any
 
 import lightning as L
 
-from rnnlab import diagnostics, figures
 from rnnlab.bench.common import (
     StepClock,
     bare_trainer,
@@ -21,8 +21,9 @@ from rnnlab.bench.common import (
     median,
     table,
 )
-from rnnlab.choices import CELLS as CELL_NAMES
-from rnnlab.experiment import build_datamodule, build_model, build_trainer, train_and_test
+from rnnlab.config.choices import CELLS as CELL_NAMES
+from rnnlab.observe import diagnostics, figures
+from rnnlab.training.experiment import build_datamodule, build_model, build_trainer, train_and_test
 
 
 def job_row(cell: str, opts: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -134,9 +135,9 @@ def measure(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 def print_table(job: dict[str, Any]) -> None:
     rows, parts = job["rows"], job["parts"]
     print(
-        "\n[job] one sweep job's rnnlab.experiment.train_and_test in this process: training steps"
-        " against everything else\n(setup, validation, checkpoints, logging, test, figures,"
-        " metrics.json)"
+        "\n[job] one sweep job's rnnlab.training.experiment.train_and_test in this process: "
+        "training steps against everything else\n(setup, validation, checkpoints, logging, test, "
+        "figures, metrics.json)"
     )
     keys = ("epochs", "job_s", "train_steps_s", "overhead_s", "fit_outside_steps_s")
     keys += ("bare_job_s", "bare_overhead_s", "checkpoint_saves")

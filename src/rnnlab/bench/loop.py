@@ -27,10 +27,10 @@ from rnnlab.bench.common import (
     sync,
     table,
 )
-from rnnlab.choices import CELLS as CELL_NAMES
-from rnnlab.experiment import build_datamodule, build_model, build_trainer
+from rnnlab.config.choices import CELLS as CELL_NAMES
 from rnnlab.internals import CheapHookName
-from rnnlab.model import Forecaster
+from rnnlab.models.forecaster import Forecaster
+from rnnlab.training.experiment import build_datamodule, build_model, build_trainer
 
 
 def optimizer_and_scheduler(

@@ -1,6 +1,7 @@
 """[replicas] ``replicas=R``: one job training the networks of seeds ``seed .. seed+R-1``
-together (rnnlab.replicas) against R separate runs. Per cell and R, the fit time of one
-``rnnlab.experiment.train_and_test`` job (its record's ``fit_seconds``), interleaved with the
+together (rnnlab.models.replicas) against R separate runs. Per cell and R, the fit time of one
+``rnnlab.training.experiment.train_and_test`` job (its record's ``fit_seconds``), interleaved with
+the
 R=1 job's, whose R-fold is the estimate for R separate runs; each configuration's peak RSS
 growth in a fresh process; and a whole sweep of 15 networks, ``train.py -m model=... replicas=5``
 against ``seed=0,..,4``, wall clock from outside."""
@@ -16,8 +17,8 @@ from typing import Any
 
 from rnnlab.bench.common import checkout, compose, interleaved, median, table
 from rnnlab.bench.run import run_process
-from rnnlab.choices import CELLS as CELL_NAMES
-from rnnlab.experiment import train_and_test
+from rnnlab.config.choices import CELLS as CELL_NAMES
+from rnnlab.training.experiment import train_and_test
 
 E2E_SEEDS = 5  # the end-to-end sweep: 3 cells x 5 seeds, 15 networks
 QUICK_E2E_SEEDS = 2
@@ -47,7 +48,7 @@ _PEAK = """
 import re, sys
 from pathlib import Path
 from rnnlab.bench.common import compose, set_up_process
-from rnnlab.experiment import train_and_test
+from rnnlab.training.experiment import train_and_test
 def kib(name):
     return re.search(name + r":\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
 set_up_process(int(sys.argv[1]))

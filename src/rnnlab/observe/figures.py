@@ -15,11 +15,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from rnnlab.choices import SPLIT_NAMES
-from rnnlab.data import ReplicaDataModule, SinCosDataModule
-from rnnlab.model import Forecaster
-from rnnlab.replicas import ReplicaForecaster
-from rnnlab.rollout import Forecasts, forecast_test_split, replica_forecasts
+from rnnlab.config.choices import SPLIT_NAMES
+from rnnlab.data.tasks import ReplicaDataModule, SinCosDataModule
+from rnnlab.models.forecaster import Forecaster
+from rnnlab.models.replicas import ReplicaForecaster
+from rnnlab.observe.rollout import Forecasts, forecast_test_split, replica_forecasts
 
 CHANNELS = ("sin", "cos")
 SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}

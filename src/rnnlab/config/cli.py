@@ -22,10 +22,10 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from rnnlab import schema
-from rnnlab.checkpoints.resume import expand_resume
-from rnnlab.errors import ConfigError, no_such_key
-from rnnlab.hydra_callbacks import InvalidConfig
+from rnnlab.config import schema
+from rnnlab.config.errors import ConfigError, no_such_key
+from rnnlab.config.hydra_callbacks import InvalidConfig
+from rnnlab.config.resume import expand_resume
 from rnnlab.internals import is_lightning_config_error
 
 EXIT_CONFIG_ERROR = 2

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MinMetric
 
-from rnnlab import choices
 from rnnlab import metrics as M
-from rnnlab.cells import build_cell, initialize
+from rnnlab.config import choices
 from rnnlab.internals import CheapHookName
+from rnnlab.models.cells import build_cell, initialize
 
 #: The module of each of ``choices.READOUT_ACTIVATIONS``, in the same order.
 READOUT_ACTIVATION_MODULES = (nn.Identity, nn.Tanh)
@@ -122,7 +122,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         choices.check_choice("model.scheduler", scheduler, choices.SCHEDULERS)
         self.save_hyperparameters()
         # Drawn before the cells build their own layers, which draw different amounts each;
-        # rnnlab.cells.initialize checks the scheme's name.
+        # rnnlab.models.cells.initialize checks the scheme's name.
         init_seed = None if init == "native" else int(torch.randint(2**62, ()).item())
         self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity, compile)
         readout_cls = choices.pick(
@@ -145,7 +145,8 @@ class Forecaster(CheapHookName, L.LightningModule):
         self._train_count = 0
 
     def _initialize(self, scheme: str, generator: torch.Generator) -> None:
-        """Re-draw the cell (``scheme``, rnnlab.cells.initialize) and then the readout (nn.Linear's
+        """Re-draw the cell (``scheme``, rnnlab.models.cells.initialize) and then the readout
+        (nn.Linear's
         own U(+-1/sqrt(fan_in))) from one generator seeded from the global seed: every cell draws
         the same numbers in nn.RNN's order, so cells built with the same seed start alike, and
         their readouts too. ``native`` draws nothing here, which keeps its runs as they were."""

@@ -1,11 +1,12 @@
 """``replicas=R``: one job trains the networks of seeds ``seed .. seed+R-1`` of one configuration
-together, as one batched network (rnnlab.replica_net), each exactly as in its own run.
+together, as one batched network (rnnlab.models.replica_net), each exactly as in its own run.
 
 Per replica, as in its own run:
 
-- its initial weights: built by :class:`~rnnlab.model.Forecaster` after ``torch.manual_seed(seed
+- its initial weights: built by :class:`~rnnlab.models.forecaster.Forecaster` after
+``torch.manual_seed(seed
   + r)``, what ``seed_everything(seed + r)`` does for a run of that seed;
-- its data (rnnlab.data.ReplicaDataModule): its own order, and its own series or sequences
+- its data (rnnlab.data.tasks.ReplicaDataModule): its own order, and its own series or sequences
   where the task draws them from the seed;
 - its loss: the training loss is the sum of the replicas' losses, so each gets its own
   gradient, learning rate and schedule;
@@ -29,10 +30,10 @@ from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from rnnlab import metrics as M
-from rnnlab.diagnostics import diagnose
 from rnnlab.internals import CheapHookName
-from rnnlab.model import Diverged, Forecaster, optimizer_and_schedule
-from rnnlab.replica_net import ReplicaNet
+from rnnlab.models.forecaster import Diverged, Forecaster, optimizer_and_schedule
+from rnnlab.models.replica_net import ReplicaNet
+from rnnlab.observe.diagnostics import diagnose
 
 
 def _columns(t: torch.Tensor) -> torch.Tensor:
@@ -52,7 +53,7 @@ def _build(seed: int, replicas: int, forecaster: dict[str, Any]) -> list[Forecas
 
 
 class _Weights(nn.Module):
-    """Stacked weights seen as a model by rnnlab.diagnostics: ``cell`` and ``readout``."""
+    """Stacked weights seen as a model by rnnlab.observe.diagnostics: ``cell`` and ``readout``."""
 
     def __init__(self, net: ReplicaNet) -> None:
         super().__init__()
@@ -65,7 +66,8 @@ class _Weights(nn.Module):
 def replica_diagnostics(
     model: ReplicaForecaster, best: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor]
 ) -> list[dict[str, Any]]:
-    """Each replica's final diagnostics (rnnlab.diagnostics.diagnose), in one batched pass: of
+    """Each replica's final diagnostics (rnnlab.observe.diagnostics.diagnose), in one batched pass:
+    of
     its best-validation weights where ``best`` (R booleans: the tested replicas), else of its
     last weights."""
     weights = copy.deepcopy(model.best)
@@ -84,9 +86,9 @@ def replica_diagnostics(
 class ReplicaForecaster(CheapHookName, L.LightningModule):
     """``replicas`` Forecasters of seeds ``seed ..``, trained and tested as one module.
 
-    Batches are ``(R, B, L, C)``, replica r's at ``[r]`` (rnnlab.data.ReplicaDataModule). What
+    Batches are ``(R, B, L, C)``, replica r's at ``[r]`` (rnnlab.data.tasks.ReplicaDataModule). What
     Lightning logs (and checkpoints monitor) is the mean over the replicas still training; the
-    per-replica values go to TensorBoard runs ``tb/replica_<r>`` (rnnlab.tb_logging).
+    per-replica values go to TensorBoard runs ``tb/replica_<r>`` (rnnlab.observe.tensorboard).
     """
 
     def __init__(self, replicas: int = 2, seed: int = 0, **forecaster: Any) -> None:
@@ -131,7 +133,7 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
     def seeds(self) -> list[int]:
         return [self.hparams.seed + r for r in range(self.replicas)]
 
-    # What rnnlab.diagnostics and the health callback read: the stacked cells and readouts.
+    # What rnnlab.observe.diagnostics and the health callback read: the stacked cells and readouts.
     @property
     def cell(self) -> ReplicaNet:
         return self.net
@@ -235,7 +237,7 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         return self.mean_alive(self.replica_train_losses())
 
     def on_train_epoch_end(self) -> None:
-        # the means through Lightning; each replica's by rnnlab.tb_logging.ReplicaBoards
+        # the means through Lightning; each replica's by rnnlab.observe.tensorboard.ReplicaBoards
         self.log(M.TRAIN_LOSS, self.epoch_train_loss(), on_epoch=True, sync_dist=True)
 
     def mean_alive(self, values: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from rnnlab.checkpoints.resume import last_checkpoint, resume_command
-from rnnlab.model import Diverged
+from rnnlab.config.resume import last_checkpoint, resume_command
+from rnnlab.models.forecaster import Diverged
 
 log = logging.getLogger(__name__)
 

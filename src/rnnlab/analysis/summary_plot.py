@@ -1,4 +1,4 @@
-"""``summary.png``: each configuration's spread across its networks (rnnlab.groups).
+"""``summary.png``: each configuration's spread across its networks (rnnlab.analysis.groups).
 
 A grid sweep: one column per configuration, grouped by the values of its factors (the first
 factor's values as labelled blocks, one panel per cell when ``model`` is swept); each finished
@@ -21,9 +21,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from rnnlab import groups
 from rnnlab import metrics as M
-from rnnlab.jobs import NAIVE_BASELINES, Job, present_baselines
+from rnnlab.analysis import groups
+from rnnlab.analysis.jobs import NAIVE_BASELINES, Job, present_baselines
 
 METRIC = M.TEST_MSE
 FAIL_COLOR = "tab:red"

@@ -1,5 +1,5 @@
-"""A sweep's jobs, read back from disk: the model that summary.csv/.md (rnnlab.sweep) and
-summary.png (rnnlab.sweep_plot) are two views of.
+"""A sweep's jobs, read back from disk: the model that summary.csv/.md (rnnlab.analysis.summary) and
+summary.png (rnnlab.analysis.summary_plot) are two views of.
 
 Why from disk: jobs run in other processes (joblib, submitit) or crash, and Hydra skips
 ``on_multirun_end`` after a failed job, so each job's ``metrics.json`` and

@@ -19,9 +19,9 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from rnnlab import metrics as M
-from rnnlab.checkpoints.resume import BEST_CHECKPOINT, CHECKPOINT_DIR, last_checkpoint
-from rnnlab.model import Diverged
-from rnnlab.replicas import ReplicaForecaster
+from rnnlab.config.resume import BEST_CHECKPOINT, CHECKPOINT_DIR, last_checkpoint
+from rnnlab.models.forecaster import Diverged
+from rnnlab.models.replicas import ReplicaForecaster
 
 
 def best_checkpoint(run_dir: Path) -> ModelCheckpoint:

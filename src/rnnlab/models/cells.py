@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnlab import choices
+from rnnlab.config import choices
 
 
 def _activation(nonlinearity: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -55,7 +55,7 @@ def recur(
 
 def _matmul_add(bias: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``bias + h @ w`` in one kernel: ``addmm`` for one network, ``baddbmm`` for replicas
-    stacked on a leading dimension (rnnlab.replica_net)."""
+    stacked on a leading dimension (rnnlab.models.replica_net)."""
     return torch.addmm(bias, h, w) if h.dim() == 2 else torch.baddbmm(bias, h, w)
 
 
@@ -117,7 +117,7 @@ class Cell(nn.Module):
         """Layer ``k``'s ``(w_ih, w_hh, b_ih, b_hh)`` in nn.RNN's shapes, read from this cell's
         parameters by name (``param("layers.0.ih.weight")``). The one map from a cell's
         parametrisation to nn.RNN's: also for replicas' stacked parameters, whose leading
-        dimension it keeps (rnnlab.replica_net)."""
+        dimension it keeps (rnnlab.models.replica_net)."""
         raise NotImplementedError
 
     def layer_weights(self, k: int) -> Weights:

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rnnlab.cells import Weights, compiled_step, recur
-from rnnlab.model import ConcatReadout, Forecaster, LinearReadout
+from rnnlab.models.cells import Weights, compiled_step, recur
+from rnnlab.models.forecaster import ConcatReadout, Forecaster, LinearReadout
 
 _SEP = "/"  # a parameter's name with "/" for "."  (module attribute names cannot hold ".")
 

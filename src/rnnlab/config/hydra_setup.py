@@ -6,7 +6,7 @@ resolvers conf/config.yaml uses. train.py calls :func:`register` first thing.
   config group (``model=concat``) comes first: Hydra's own ``override_dirname`` sorts
   ``model.nonlinearity=relu`` before ``model=concat``, and a cut-off name then hides the cell.
 - ``${rnnlab.help:}``: the text of ``python train.py --help``: the groups, the launchers and
-  what every key means, from the schema's field docs (rnnlab.schema).
+  what every key means, from the schema's field docs (rnnlab.config.schema).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from omegaconf import OmegaConf
 
-from rnnlab import choices, internals, schema
+from rnnlab import internals
+from rnnlab.config import choices, schema
 
 JOB_NAME, HELP = "rnnlab.job_name", "rnnlab.help"
 #: The config's sections; each that is also a config group is chosen by ``<section>=<option>``.

@@ -1,6 +1,8 @@
-"""Summarise a sweep from its job directories (rnnlab.jobs): ``summary.csv`` (one row per job),
-``groups.csv`` (one row per configuration, rnnlab.groups), ``summary.md`` and ``summary.png``
-(drawn by rnnlab.sweep_plot). Rebuild at any time, also for an unfinished
+"""Summarise a sweep from its job directories (rnnlab.analysis.jobs): ``summary.csv`` (one row per
+job),
+``groups.csv`` (one row per configuration, rnnlab.analysis.groups), ``summary.md`` and
+``summary.png``
+(drawn by rnnlab.analysis.summary_plot). Rebuild at any time, also for an unfinished
 or partly failed sweep::
 
     python -m rnnlab.sweep outputs/multirun/<date>/<time>
@@ -17,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from rnnlab import groups
 from rnnlab import metrics as M
-from rnnlab.jobs import (
+from rnnlab.analysis import groups
+from rnnlab.analysis.jobs import (
     RANK_BY,
     STATUSES,
     Job,
@@ -30,7 +32,7 @@ from rnnlab.jobs import (
     ranked,
     swept_factors,
 )
-from rnnlab.sweep_plot import plot_summary
+from rnnlab.analysis.summary_plot import plot_summary
 
 CSV_NAME, MD_NAME, PNG_NAME = "summary.csv", "summary.md", "summary.png"
 RECORD_COLUMNS = ("epochs", "fit_seconds", "params")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from rnnlab.choices import SPLIT_NAMES, split_bounds
+from rnnlab.config.choices import SPLIT_NAMES, split_bounds
 
 
 def make_windows(series: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:

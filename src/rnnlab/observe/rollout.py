@@ -1,7 +1,8 @@
 """The scored rollout: ``test/rollout_mse`` and the forecasts the figures draw.
 
 The model's own predictions are fed back from the first test window over the whole test split;
-``test/rollout_mse`` is the mean squared error of that forecast. rnnlab.figures draws the same
+``test/rollout_mse`` is the mean squared error of that forecast. rnnlab.observe.figures draws the
+same
 :class:`Forecasts`, so the metric and the picture cannot disagree.
 """
 
@@ -12,9 +13,9 @@ from typing import Any
 
 import torch
 
-from rnnlab.choices import SPLIT_NAMES
-from rnnlab.data import SinCosDataModule
-from rnnlab.model import Forecaster
+from rnnlab.config.choices import SPLIT_NAMES
+from rnnlab.data.tasks import SinCosDataModule
+from rnnlab.models.forecaster import Forecaster
 
 
 @dataclass(frozen=True)

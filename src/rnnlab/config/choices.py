@@ -1,6 +1,6 @@
 """Every set of allowed values, and the split arithmetic: the one place each is written.
 
-Torch-free, so the config checks (rnnlab.checks) refuse a bad value in about a second, before
+Torch-free, so the config checks (rnnlab.config.checks) refuse a bad value in about a second, before
 torch is imported; the cells, the model, the data and the figures look their choices up here.
 """
 
@@ -9,24 +9,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from rnnlab.errors import invalid
+from rnnlab.config.errors import invalid
 
-CELLS = ("scratch", "concat", "torch")  # rnnlab.cells: ScratchRNN, ConcatRNN, TorchRNN
+CELLS = ("scratch", "concat", "torch")  # rnnlab.models.cells: ScratchRNN, ConcatRNN, TorchRNN
 NONLINEARITIES = ("tanh", "relu")  # torch.tanh, torch.relu
-READOUTS = ("linear", "concat")  # rnnlab.model: LinearReadout, ConcatReadout
+READOUTS = ("linear", "concat")  # rnnlab.models.forecaster: LinearReadout, ConcatReadout
 READOUT_ACTIVATIONS = ("identity", "tanh")  # nn.Identity, nn.Tanh
-INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.cells.initialize
+INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.initialize
 LOSS_MODES = ("last", "every")  # the final step of the window only, or every step
 SCHEDULERS = ("cosine", "none")  # CosineAnnealingLR over trainer.max_epochs, or a constant lr
 SPLIT_NAMES = ("train", "val", "test")  # in time order
-DATASETS = ("sincos", "adding")  # rnnlab.data: SinCosDataModule, AddingDataModule
+DATASETS = ("sincos", "adding")  # rnnlab.data.tasks: SinCosDataModule, AddingDataModule
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla")  # lightning.Trainer's
 
 T = TypeVar("T")
 
 
 def check_choice(key: str, value: Any, allowed: Sequence[str]) -> None:
-    """Raise the one-line :class:`~rnnlab.errors.ConfigError` unless ``value`` is allowed."""
+    """Raise the one-line :class:`~rnnlab.config.errors.ConfigError` unless ``value`` is allowed."""
     if not isinstance(value, str) or value not in allowed:
         raise invalid(key, value, "one of: " + ", ".join(allowed))
 

@@ -2,13 +2,14 @@
 presets, conf/study/), with their intervals, in ``report.md`` and its figures.
 
 Each sweep directory is one study. Its configurations pool seeds and replicas
-(rnnlab.groups); a swept learning rate is a nuisance: each arm (a configuration without its
+(rnnlab.analysis.groups); a swept learning rate is a nuisance: each arm (a configuration without its
 lr) is compared at its own best lr, chosen on validation (lowest mean ``val/mse_best``) and
 reported on test. Every factor's effect is then the paired comparison of its values on the
-same seeds (rnnlab.groups.paired): a ratio of test MSEs with its 95% bootstrap interval and
+same seeds (rnnlab.analysis.groups.paired): a ratio of test MSEs with its 95% bootstrap interval and
 P(A better), or "no difference detectable" when the interval holds 1.
 
-The sentences are rnnlab.sweep's (one definition for the sweep summary and the report). The
+The sentences are rnnlab.analysis.summary's (one definition for the sweep summary and the report).
+The
 report goes to ``DIR/report/`` of the first directory, or to ``--out``.
 """
 
@@ -26,11 +27,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from rnnlab import groups
 from rnnlab import metrics as M
-from rnnlab.diagnostics import first_over_last
-from rnnlab.jobs import collect, value_order
-from rnnlab.sweep import effect_sentence, markdown_table
+from rnnlab.analysis import groups
+from rnnlab.analysis.jobs import collect, value_order
+from rnnlab.analysis.summary import effect_sentence, markdown_table
+from rnnlab.observe.diagnostics import first_over_last
 
 LR = "model.lr"
 TASK = "data"  # a study over several tasks answers within each (never "adding vs sincos")
@@ -193,7 +194,8 @@ def learning_curves(jobs: list[Any], label_of: Any, title: str) -> Figure | None
 
 def _reach_first_step(jobs: list[Any], arms: list[str]) -> dict[tuple[str, ...], float]:
     """Per arm, the median over its finished networks of ||dL/dh_1|| over the last step's
-    (rnnlab.diagnostics.first_over_last of metrics.json's ``grad_norm_by_step``): how much of
+    (rnnlab.observe.diagnostics.first_over_last of metrics.json's ``grad_norm_by_step``): how much
+    of
     the gradient reaches the window's first step."""
     found: dict[tuple[str, ...], list[float]] = {}
     for job in jobs:
@@ -336,7 +338,7 @@ def reproduction_section(dirs: list[Path], out: Figures) -> list[str]:
     weights, and the concat cell's rollout tracking sin/cos (from a study's concat job)."""
     import torch
 
-    from rnnlab.cells import CELL_CLASSES
+    from rnnlab.models.cells import CELL_CLASSES
 
     lines = ["## Reproduction of the source texts", ""]
     torch.manual_seed(0)

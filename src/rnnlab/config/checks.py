@@ -1,8 +1,8 @@
 """Range and cross-field checks of a composed config: :func:`validate` refuses the first value a
-run cannot use with a one-line :class:`~rnnlab.errors.ConfigError`.
+run cannot use with a one-line :class:`~rnnlab.config.errors.ConfigError`.
 
-Types and key names are the schema's (rnnlab.schema), checked by Hydra while it composes. The
-Hydra callback rnnlab.hydra_callbacks.ValidateConfig runs :func:`validate` once per run, or
+Types and key names are the schema's (rnnlab.config.schema), checked by Hydra while it composes. The
+Hydra callback rnnlab.config.hydra_callbacks.ValidateConfig runs :func:`validate` once per run, or
 once per sweep for all its jobs, before anything is written. Torch-free: a bad command line
 fails in about a second.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rnnlab import choices, schema
-from rnnlab.errors import ConfigError, did_you_mean, invalid, no_such_key, show
+from rnnlab.config import choices, schema
+from rnnlab.config.errors import ConfigError, did_you_mean, invalid, no_such_key, show
 
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed above this
 #: The most networks one job trains together (``replicas``): far more than a sweep over seeds

@@ -24,11 +24,11 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-from rnnlab import diagnostics, figures
 from rnnlab import metrics as M
 from rnnlab.internals import file_writer
-from rnnlab.replicas import ReplicaForecaster
-from rnnlab.rollout import Forecasts, forecast_test_split
+from rnnlab.models.replicas import ReplicaForecaster
+from rnnlab.observe import diagnostics, figures
+from rnnlab.observe.rollout import Forecasts, forecast_test_split
 
 #: HParams' status filter by the run's status; diverged and failed runs show as failures.
 SESSION_STATUS = {"ok": api_pb2.STATUS_SUCCESS, "interrupted": api_pb2.STATUS_UNKNOWN}
@@ -224,7 +224,8 @@ class GradNormMonitor(Callback):
 
 
 class GradientFlow(Callback):
-    """Gradient-flow diagnostics (rnnlab.diagnostics) at initialisation and after every epoch's
+    """Gradient-flow diagnostics (rnnlab.observe.diagnostics) at initialisation and after every
+    epoch's
     validation, on the first validation batch (fixed: validation is not shuffled): spectral
     radius and largest singular value of each layer's ``W_hh`` and how much of the last-step
     loss's gradient reaches the window's first step, as scalars; ``||dL/dh_t||`` against t as
@@ -439,7 +440,8 @@ def _hparam(
 def hparams_of(cfg: DictConfig) -> tuple[dict[str, Any], set[str]]:
     """The HParams columns of a job, and the ones its command line set.
 
-    Outside Hydra (a test calling ``rnnlab.experiment.train_and_test``) nothing counts as set.
+    Outside Hydra (a test calling ``rnnlab.training.experiment.train_and_test``) nothing counts as
+    set.
     """
     from hydra.core.hydra_config import HydraConfig
 

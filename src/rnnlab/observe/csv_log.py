@@ -3,7 +3,8 @@ without TensorBoard (pandas, a spreadsheet).
 
 Lightning's ``CSVLogger`` writes one row per ``log_metrics`` call; rnnlab logs an epoch in about
 ten calls (Lightning's own epoch metrics, the learning rate at the epoch's start, and each of
-its callbacks' scalars, :func:`rnnlab.tb_logging._log_epoch_scalars`), so :class:`EpochCSVLogger`
+its callbacks' scalars, :func:`rnnlab.observe.tensorboard._log_epoch_scalars`), so
+:class:`EpochCSVLogger`
 merges everything logged during one epoch into that epoch's row (``epoch``; ``step``: the
 epoch's last step). What is logged outside an epoch gets a row of its own, without ``epoch``:
 the gradient-flow diagnostics at initialisation (step 0) and the test metrics (the step after
@@ -85,7 +86,7 @@ class _EpochRows(ExperimentWriter):
 
 
 class EpochCSVLogger(CSVLogger):
-    """Lightning's CSVLogger, one row per epoch (:mod:`rnnlab.csv_logging`); it needs
+    """Lightning's CSVLogger, one row per epoch (:mod:`rnnlab.observe.csv_log`); it needs
     :class:`CSVEpochs` among the Trainer's callbacks to know the epoch. ``resume``: keep the
     rows of the run being resumed."""
 

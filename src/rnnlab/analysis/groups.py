@@ -13,7 +13,7 @@ A *network* is one trained model: a single-seed job is one, a ``replicas=R`` job
 - :func:`paired` and :func:`effects`: each factor's effect as the ratio of two arms' metrics,
   paired on the seed (same data order, comparable starting weights) where the sweep allows.
 
-Every interval comes from rnnlab.stats (scipy's percentile bootstrap, fixed generator).
+Every interval comes from rnnlab.analysis.stats (scipy's percentile bootstrap, fixed generator).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from rnnlab import metrics as M
-from rnnlab import stats
-from rnnlab.jobs import MANY_VALUES, RANK_BY, Job, as_number, swept_factors
+from rnnlab.analysis import stats
+from rnnlab.analysis.jobs import MANY_VALUES, RANK_BY, Job, as_number, swept_factors
 
 #: Swept keys that never make a configuration: the seed (replicas are seeds too) and keys
 #: without effect on results.

@@ -17,9 +17,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rnnlab import hydra_setup, internals
-from rnnlab.checks import check_distinct_seeds, validate
-from rnnlab.errors import ConfigError
+from rnnlab import internals
+from rnnlab.config import hydra_setup
+from rnnlab.config.checks import check_distinct_seeds, validate
+from rnnlab.config.errors import ConfigError
 
 log = logging.getLogger(__name__)
 hydra_setup.register()
@@ -27,7 +28,7 @@ hydra_setup.register()
 
 class InvalidConfig(SystemExit):
     """A :class:`ConfigError` leaving a Hydra callback. Hydra turns an ``Exception`` raised in a
-    callback into a warning and goes on; a ``SystemExit`` stops it. rnnlab.cli prints it."""
+    callback into a warning and goes on; a ``SystemExit`` stops it. rnnlab.config.cli prints it."""
 
 
 def is_basic_sweep(hydra: DictConfig) -> bool:
@@ -70,13 +71,13 @@ class ValidateConfig(Callback):
 class SweepSummary(Callback):
     """Writes summary.csv/.md/.png into the sweep directory when a multirun ends.
 
-    Jobs record crashes instead of raising (see ``rnnlab.experiment.hydra_job``), so Hydra
+    Jobs record crashes instead of raising (see ``rnnlab.training.experiment.hydra_job``), so Hydra
     reaches this hook even when some jobs failed. A broken summary is logged, not raised: the
     jobs' own results are already on disk and ``python -m rnnlab.sweep`` can rebuild it.
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnlab.sweep import summarize
+        from rnnlab.analysis.summary import summarize
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:

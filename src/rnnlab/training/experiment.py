@@ -22,22 +22,20 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab import choices, stats
 from rnnlab import metrics as M
-from rnnlab.baselines import data_baselines
-from rnnlab.checkpoints.resume import checkpoint_to_resume, last_checkpoint
-from rnnlab.checkpoints.saving import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
-from rnnlab.checks import validate
-from rnnlab.csv_logging import CSVEpochs, EpochCSVLogger
-from rnnlab.data import DATAMODULES, ReplicaDataModule, WindowDataModule
-from rnnlab.hydra_callbacks import is_basic_sweep
+from rnnlab.analysis import stats
+from rnnlab.config import choices
+from rnnlab.config.checks import validate
+from rnnlab.config.hydra_callbacks import is_basic_sweep
+from rnnlab.config.resume import checkpoint_to_resume, last_checkpoint
+from rnnlab.data.baselines import data_baselines
+from rnnlab.data.tasks import DATAMODULES, ReplicaDataModule, WindowDataModule
 from rnnlab.internals import no_profiler
-from rnnlab.model import Diverged, Forecaster
-from rnnlab.replicas import ReplicaForecaster, replica_diagnostics
-from rnnlab.rollout import replica_forecasts, rollout_mse
-from rnnlab.run_log import FitClock, ProgressLog
-from rnnlab.signals import StopAtEpochEnd, interruption
-from rnnlab.tb_logging import (
+from rnnlab.models.forecaster import Diverged, Forecaster
+from rnnlab.models.replicas import ReplicaForecaster, replica_diagnostics
+from rnnlab.observe.csv_log import CSVEpochs, EpochCSVLogger
+from rnnlab.observe.rollout import replica_forecasts, rollout_mse
+from rnnlab.observe.tensorboard import (
     GradientFlow,
     GradNormMonitor,
     ReplicaBoards,
@@ -45,6 +43,9 @@ from rnnlab.tb_logging import (
     log_final_results,
     tensorboard_callbacks,
 )
+from rnnlab.training.checkpoints import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
+from rnnlab.training.progress import FitClock, ProgressLog
+from rnnlab.training.signals import StopAtEpochEnd, interruption
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ def _replicas_result(
     """A replicas job's record: each replica's metrics as its own run would report them (under
     ``replicas``), their means over the replicas that finished at the top level, and for each
     final metric its spread across them (``replica_spread``: n, mean, std, 95% bootstrap
-    interval of the mean, rnnlab.stats)."""
+    interval of the mean, rnnlab.analysis.stats)."""
     tested = status == "ok"
     if tested:  # each replica's best-validation weights (ReplicaForecaster.test_step)
         trainer.test(model, datamodule=dm, verbose=False)

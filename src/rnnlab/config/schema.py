@@ -13,7 +13,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from rnnlab import choices
+from rnnlab.config import choices
 
 
 def key(help: str, default: Any = MISSING) -> Any:
@@ -27,7 +27,7 @@ def _one_of(allowed: tuple[str, ...]) -> str:
 
 @dataclass
 class SinCosDataConfig:
-    """conf/data/sincos.yaml: ``[sin, cos]`` windows (rnnlab.data.SinCosDataModule)."""
+    """conf/data/sincos.yaml: ``[sin, cos]`` windows (rnnlab.data.tasks.SinCosDataModule)."""
 
     name: str = key("the task, set by data=...: predict the next [sin, cos] point")
     n_points: int = key("points of the series, x = linspace(0, x_end, n_points)")
@@ -44,7 +44,7 @@ class SinCosDataConfig:
 
 @dataclass
 class AddingDataConfig:
-    """conf/data/adding.yaml: the adding problem (rnnlab.data.AddingDataModule)."""
+    """conf/data/adding.yaml: the adding problem (rnnlab.data.tasks.AddingDataModule)."""
 
     name: str = key("the task, set by data=...: the sum of the two marked values")
     seq_len: int = key("sequence length, and so how far apart the two marked values can be")
@@ -66,7 +66,7 @@ def data_schema(name: str) -> type:
 
 @dataclass
 class ModelConfig:
-    """conf/model/*.yaml: the keyword arguments of rnnlab.model.Forecaster."""
+    """conf/model/*.yaml: the keyword arguments of rnnlab.models.forecaster.Forecaster."""
 
     cell: str = key(f"the recurrent cell: {_one_of(choices.CELLS)} (set by model=...)")
     init: str = key(

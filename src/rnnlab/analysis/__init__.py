@@ -1,0 +1,7 @@
+"""Finished jobs read back from disk, torch-free: tables, statistics, summaries and the report.
+
+``jobs``: a sweep's job directories as records; ``groups``: networks pooled into configurations
+and paired effects (``groups.csv``); ``stats``: the interval methods; ``summary`` and
+``summary_plot``: a sweep's ``summary.csv``/``.md``/``.png``; ``report``: a report over several
+studies. A new statistic goes in ``stats``; a new table or figure of a sweep in ``summary``.
+"""

@@ -1,0 +1,7 @@
+"""Tasks: the data a network trains on, as Lightning DataModules, and what the data alone predicts.
+
+``tasks``: ``make_windows`` and the DataModules of the sin/cos and adding tasks (and of replicas,
+each seed's data served together); ``baselines``: persistence's partners computed from the
+data (least squares, the mean predictor). A new task is a DataModule in ``tasks`` and a
+``conf/data/<name>.yaml`` with its schema in ``rnnlab.config.schema``.
+"""
