@@ -81,6 +81,20 @@ def test_seeds_pool_into_one_configuration_and_keys_without_effect_are_not_facto
     assert relu[f"{M.TEST_MSE}_ci_low"] <= 2e-4 <= relu[f"{M.TEST_MSE}_ci_high"]
 
 
+def test_a_job_reads_its_overrides_without_the_keys_its_directory_name_leaves_out(tmp_path):
+    """hydra.yaml records ``exclude_keys`` as conf/config.yaml writes it, the resolver call:
+    the keys it names now are the ones left out; a list recorded by an older sweep is kept."""
+    overrides = ["model=concat", "threads=2", "logger.figures=false", "sweep=quick"]
+    for num, recorded in enumerate(("${rnnlab.unnamed_keys:}", ["sweep"])):
+        job = write_job(tmp_path, num, overrides, "ok", 1e-4, 1e-4)
+        hydra = {"hydra": {"job": {"config": {"override_dirname": {"exclude_keys": recorded}}}}}
+        (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    now, before = collect(tmp_path)
+    assert now.overrides == {"model": "concat"}
+    assert before.overrides == {"model": "concat", "threads": "2", "logger.figures": "False"}
+    assert groups.factors([now, before]) == []  # threads and logger.* are never factors
+
+
 def test_replicas_expand_to_one_row_each_and_diverged_networks_count(tmp_path):
     reps = [
         {"seed": 0, "test": 1e-4, "val": 1e-4},

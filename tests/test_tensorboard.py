@@ -147,6 +147,7 @@ def test_hidden_state_health_numbers():
         (["model.nonlinearity=relu", "model=concat"], "_model=concat,model.nonlinearity=relu"),
         (["seed=2", "data.seq_len=8", "model=torch"], "_model=torch,seed=2,data.seq_len=8"),
         (["seed=3", "resume=null", "logger.histograms=true"], "_seed=3"),  # no effect on results
+        (["threads=2", "logger=tensorboard", "seed=3"], "_seed=3"),
         ([], ""),  # no overrides: outputs/<date>/<time>, no trailing "_"
     ],
 )

@@ -1,4 +1,5 @@
-"""Every set of allowed values, and the split arithmetic: the one place each is written.
+"""Every set of allowed values, the sets of keys that share a role, and the split arithmetic:
+the one place each is written.
 
 Torch-free, so the config checks (rnnlab.config.checks) refuse a bad value in about a second, before
 torch is imported; the cells, the model, the data and the figures look their choices up here.
@@ -22,6 +23,17 @@ SPLIT_NAMES = ("train", "val", "test")  # in time order
 DATASETS = ("sincos", "adding")  # rnnlab.data.tasks: SinCosDataModule, AddingDataModule
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla")  # lightning.Trainer's
 
+#: Keys that choose a preset of other keys' values (conf/sweep/, conf/study/,
+#: conf/hparams_search/): they describe no job, so no job's directory name or factors show them.
+PRESETS = ("sweep", "study", "hparams_search")
+#: Top-level keys with no effect on what a job trains or on its results (``hydra``: where and
+#: how jobs run). Jobs that differ only in these and ``seed`` train the same networks: a sweep
+#: may not give them one seed (rnnlab.config.checks), the analysis pools them into one
+#: configuration (rnnlab.analysis.groups), a job's directory name leaves them out
+#: (rnnlab.config.hydra_setup.unnamed_keys), and a resumed run may change them
+#: (rnnlab.config.resume).
+NO_EFFECT = ("hydra", "resume", "logger", "threads")
+
 T = TypeVar("T")
 
 
@@ -37,6 +49,12 @@ def pick(key: str, value: str, allowed: Sequence[str], options: Sequence[T]) -> 
     if len(options) != len(allowed):
         raise TypeError(f"{key}: {len(options)} options for {len(allowed)} choices")
     return options[list(allowed).index(value)]
+
+
+def has_effect(key: str) -> bool:
+    """Whether a config key (``model.lr``, ``logger.figures``, ``threads``) can change results:
+    it is not one of :data:`NO_EFFECT` nor below one."""
+    return key.split(".", 1)[0] not in NO_EFFECT
 
 
 def split_sizes(n_points: int, splits: Sequence[float]) -> list[int]:

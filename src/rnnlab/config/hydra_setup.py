@@ -5,6 +5,8 @@ resolvers conf/config.yaml uses. train.py calls :func:`register` first thing.
   TensorBoard names a run by its path, so the name says what the run is, and the choice of
   config group (``model=concat``) comes first: Hydra's own ``override_dirname`` sorts
   ``model.nonlinearity=relu`` before ``model=concat``, and a cut-off name then hides the cell.
+- ``${rnnlab.unnamed_keys:}``: the override keys a job's directory name leaves out
+  (``hydra.job.config.override_dirname.exclude_keys``): :func:`unnamed_keys`.
 - ``${rnnlab.help:}``: the text of ``python train.py --help``: the groups, the launchers and
   what every key means, from the schema's field docs (rnnlab.config.schema).
 """
@@ -18,7 +20,7 @@ from omegaconf import OmegaConf
 from rnnlab import internals
 from rnnlab.config import choices, schema
 
-JOB_NAME, HELP = "rnnlab.job_name", "rnnlab.help"
+JOB_NAME, UNNAMED_KEYS, HELP = "rnnlab.job_name", "rnnlab.unnamed_keys", "rnnlab.help"
 #: The config's sections; each that is also a config group is chosen by ``<section>=<option>``.
 SECTIONS = (*schema.CLOSED_SECTIONS, "trainer")
 
@@ -34,6 +36,18 @@ def job_name(overrides: Sequence[str], exclude: Sequence[str], prefix: str = "_"
     kept.sort(key=lambda o: (o.key_or_group not in SECTIONS, "." in o.key_or_group, o.input_line))
     name = ",".join(str(o.input_line) for o in kept)
     return f"{prefix}{name}" if name else ""
+
+
+def unnamed_keys() -> list[str]:
+    """The override keys that do not describe a job, so its directory name and the factors read
+    back from it leave them out: the presets (``sweep``, ...) and the keys without effect on
+    results (rnnlab.config.choices), each with its schema's keys (Hydra matches whole keys)."""
+    keys = list(choices.PRESETS)
+    for name in choices.NO_EFFECT:
+        keys.append(name)
+        if name in schema.CLOSED_SECTIONS:
+            keys += [f"{name}.{key}" for key in schema.keys(name)]
+    return keys
 
 
 def _section_help(section: str, dataset: str = choices.DATASETS[0]) -> list[str]:
@@ -84,5 +98,7 @@ def register() -> None:
     schema.register()
     if not OmegaConf.has_resolver(JOB_NAME):
         OmegaConf.register_new_resolver(JOB_NAME, job_name)
+    if not OmegaConf.has_resolver(UNNAMED_KEYS):
+        OmegaConf.register_new_resolver(UNNAMED_KEYS, unnamed_keys)
     if not OmegaConf.has_resolver(HELP):
         OmegaConf.register_new_resolver(HELP, help_text)
