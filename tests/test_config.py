@@ -134,7 +134,7 @@ def test_longest_window_matches_what_the_datamodule_builds():
 
 def test_allowed_values_are_the_ones_the_code_implements():
     """Every name in rnnlab.config.choices builds what it says, and nothing else is accepted."""
-    for name, cls in zip(choices.CELLS, cells.CELL_CLASSES, strict=True):
+    for name, cls in cells.CELLS.items():
         assert type(cells.build_cell(name, 2, 4)) is cls
         assert cls.__name__.lower().startswith(name)
     for name in choices.NONLINEARITIES:
@@ -154,6 +154,25 @@ def test_allowed_values_are_the_ones_the_code_implements():
     ]:
         with pytest.raises(ConfigError, match=f"model.{key}={bad} is not allowed"):
             model.Forecaster(**{key: bad})
+
+
+def test_each_map_of_choices_has_exactly_the_allowed_names():
+    """Each ``{name: what it builds}`` map where a choice is built, against its tuple in
+    rnnlab.config.choices (the one that rnnlab.config.checks validates)."""
+    assert tuple(cells.CELLS) == choices.CELLS
+    assert tuple(cells.ACTIVATIONS) == choices.NONLINEARITIES
+    assert tuple(cells.INITS) == choices.INITS
+    assert tuple(data.DATAMODULES) == choices.DATASETS
+    assert tuple(schema.DATA_SCHEMAS) == choices.DATASETS
+
+
+def test_a_name_outside_a_map_is_the_one_line_error():
+    with pytest.raises(ConfigError, match=r"^model.cell=lstm is not allowed; expected one of: "):
+        cells.build_cell("lstm", 2, 4)
+    with pytest.raises(ConfigError, match=r"^model.init=xavier is not allowed; expected one of"):
+        cells.initialize(cells.ScratchRNN(2, 4), "xavier", torch.Generator())
+    with pytest.raises(ConfigError, match=r"^data=\[1\] is not allowed; expected one of: sinc"):
+        schema.data_schema([1])  # unhashable: the same line
 
 
 def test_each_set_of_choices_is_written_once_in_src():

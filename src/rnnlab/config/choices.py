@@ -1,26 +1,28 @@
 """Every set of allowed values, the sets of keys that share a role, and the split arithmetic:
 the one place each is written.
 
-Torch-free, so the config checks (rnnlab.config.checks) refuse a bad value in about a second, before
-torch is imported; the cells, the model, the data and the figures look their choices up here.
+Torch-free, so the config checks (rnnlab.config.checks) refuse a bad value in about a second,
+before torch is imported. Where a choice is built, a ``{name: what it builds}`` map holds these
+names (``rnnlab.models.cells.CELLS``; tests/test_config.py keeps each map's keys equal to its
+tuple here), read with :func:`lookup`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from rnnlab.config.errors import invalid
 
-CELLS = ("scratch", "concat", "torch")  # rnnlab.models.cells: ScratchRNN, ConcatRNN, TorchRNN
-NONLINEARITIES = ("tanh", "relu")  # torch.tanh, torch.relu
+CELLS = ("scratch", "concat", "torch")  # rnnlab.models.cells.CELLS: ScratchRNN, ...
+NONLINEARITIES = ("tanh", "relu")  # rnnlab.models.cells.ACTIVATIONS: torch.tanh, torch.relu
 READOUTS = ("linear", "concat")  # rnnlab.models.forecaster: LinearReadout, ConcatReadout
 READOUT_ACTIVATIONS = ("identity", "tanh")  # nn.Identity, nn.Tanh
-INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.initialize
+INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.INITS
 LOSS_MODES = ("last", "every")  # the final step of the window only, or every step
 SCHEDULERS = ("cosine", "none")  # CosineAnnealingLR over trainer.max_epochs, or a constant lr
 SPLIT_NAMES = ("train", "val", "test")  # in time order
-DATASETS = ("sincos", "adding")  # rnnlab.data.tasks: SinCosDataModule, AddingDataModule
+DATASETS = ("sincos", "adding")  # rnnlab.data.tasks.DATAMODULES, schema.DATA_SCHEMAS
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla")  # lightning.Trainer's
 
 #: Keys that choose a preset of other keys' values (conf/sweep/, conf/study/,
@@ -41,6 +43,16 @@ def check_choice(key: str, value: Any, allowed: Sequence[str]) -> None:
     """Raise the one-line :class:`~rnnlab.config.errors.ConfigError` unless ``value`` is allowed."""
     if not isinstance(value, str) or value not in allowed:
         raise invalid(key, value, "one of: " + ", ".join(allowed))
+
+
+def lookup(key: str, value: Any, options: Mapping[str, T]) -> T:
+    """``options[value]``, where ``options`` maps the allowed names to what they build (its keys
+    are one of the tuples above); else the same one-line error as :func:`check_choice`, for
+    Python callers (a run's config was checked once, by rnnlab.config.checks)."""
+    try:
+        return options[value]
+    except (KeyError, TypeError):  # TypeError: an unhashable value, a list
+        raise invalid(key, value, "one of: " + ", ".join(options)) from None
 
 
 def pick(key: str, value: str, allowed: Sequence[str], options: Sequence[T]) -> T:

@@ -55,13 +55,13 @@ class AddingDataConfig:
     shuffle: bool = key("shuffle the training sequences every epoch")
 
 
-#: The schema of each of ``choices.DATASETS``, in the same order.
-DATA_SCHEMAS = (SinCosDataConfig, AddingDataConfig)
+#: The schema of each of ``choices.DATASETS`` (``data.name``).
+DATA_SCHEMAS: dict[str, type] = {"sincos": SinCosDataConfig, "adding": AddingDataConfig}
 
 
 def data_schema(name: str) -> type:
     """The schema of the task ``data.name`` (``sincos``, ``adding``)."""
-    return choices.pick("data", name, choices.DATASETS, DATA_SCHEMAS)
+    return choices.lookup("data", name, DATA_SCHEMAS)
 
 
 @dataclass
@@ -128,7 +128,7 @@ def register() -> None:
     ``schema/data/<task>`` (idempotent)."""
     store = ConfigStore.instance()
     store.store(name="schema", node=Config)
-    for name, node in zip(choices.DATASETS, DATA_SCHEMAS, strict=True):
+    for name, node in DATA_SCHEMAS.items():
         store.store(group="schema/data", name=name, node=node)
 
 
@@ -165,7 +165,7 @@ def expected_type(dotted: str) -> str | None:
     """What the schema expects at ``dotted`` ("data.seq_len", "data.splits[0]"), in words."""
     section, _, name = dotted.rpartition(".")
     name, _, index = name.partition("[")
-    schemas = DATA_SCHEMAS if section == "data" else (_node(section),)
+    schemas = tuple(DATA_SCHEMAS.values()) if section == "data" else (_node(section),)
     types = {f.name: str(f.type) for s in reversed(schemas) if s for f in fields(s)}
     hint = types.get(name, "")
     if index and hint.startswith("list["):

@@ -313,5 +313,8 @@ class ReplicaDataModule(WindowDataModule):
         return DataLoader(dataset, sampler=ReplicaBatches(samplers), batch_size=None, num_workers=0)
 
 
-#: The DataModule of each of ``choices.DATASETS``, in the same order.
-DATAMODULES: tuple[type[WindowDataModule], ...] = (SinCosDataModule, AddingDataModule)
+#: The DataModule of each of ``choices.DATASETS`` (``data.name``).
+DATAMODULES: dict[str, type[WindowDataModule]] = {
+    "sincos": SinCosDataModule,
+    "adding": AddingDataModule,
+}

@@ -24,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import metrics as M
 from rnnlab.analysis import stats
-from rnnlab.config import choices
 from rnnlab.config.checks import validate
 from rnnlab.config.hydra_callbacks import is_basic_sweep
 from rnnlab.config.resume import checkpoint_to_resume, last_checkpoint
@@ -69,7 +68,7 @@ def quiet_known_warnings() -> None:
 
 def datamodule_class(cfg: DictConfig) -> type[WindowDataModule]:
     """The DataModule of the task ``data.name``."""
-    return choices.pick("data.name", cfg.data.name, choices.DATASETS, DATAMODULES)
+    return DATAMODULES[cfg.data.name]
 
 
 def replicas_of(cfg: DictConfig) -> int:
