@@ -140,9 +140,9 @@ def test_allowed_values_are_the_ones_the_code_implements():
     for name in choices.NONLINEARITIES:
         assert cells.ScratchRNN(2, 4, nonlinearity=name).act is getattr(torch, name)
     for name, readout in zip(choices.READOUTS, ("LinearReadout", "ConcatReadout"), strict=True):
-        assert type(model.Forecaster(readout=name).readout).__name__ == readout
+        assert type(model.Forecaster(cell="scratch", readout=name).readout).__name__ == readout
     for name in choices.READOUT_ACTIVATIONS:
-        act = model.Forecaster(readout_activation=name).readout.act
+        act = model.Forecaster(cell="scratch", readout_activation=name).readout.act
         assert type(act).__name__.lower() == name
     for key, bad in [
         ("cell", "lstm"),
@@ -153,7 +153,7 @@ def test_allowed_values_are_the_ones_the_code_implements():
         ("scheduler", "step"),
     ]:
         with pytest.raises(ConfigError, match=f"model.{key}={bad} is not allowed"):
-            model.Forecaster(**{key: bad})
+            model.Forecaster(**{"cell": "scratch", key: bad})
 
 
 def test_each_map_of_choices_has_exactly_the_allowed_names():
@@ -186,6 +186,30 @@ def test_each_set_of_choices_is_written_once_in_src():
         for table in tables:
             spelled = ", ".join(f'"{v}"' for v in table)
             assert spelled not in text, f"{path.name} spells {table}: use rnnlab.config.choices"
+
+
+def test_each_default_is_written_once_in_the_schema(compose_cfg):
+    """The Forecaster's and the DataModules' keyword defaults are the schema's, and the default
+    config composes to them: conf/ sets only what an option changes (the cell)."""
+    import inspect
+
+    for built, section, task in (
+        (model.Forecaster, "model", "sincos"),
+        (data.SinCosDataModule, "data", "sincos"),
+        (data.AddingDataModule, "data", "adding"),
+    ):
+        defaults = schema.defaults_of(section, task)
+        keywords = inspect.signature(built).parameters
+        assert {k: keywords[k].default for k in defaults if k in keywords} == {
+            k: v for k, v in defaults.items() if k in keywords
+        }
+    assert inspect.signature(model.Forecaster).parameters["cell"].default is inspect.Parameter.empty
+    assert "cell" not in schema.defaults_of("model")  # model=<cell> sets it
+    cfg = compose_cfg()
+    for section in ("model", "logger", ""):
+        node = cfg[section] if section else cfg
+        assert {k: node[k] for k in schema.defaults_of(section)} == schema.defaults_of(section)
+    assert list(cfg.data.splits) == list(schema.defaults_of("data")["splits"])
 
 
 def test_schema_covers_every_key_of_every_option(compose_cfg):

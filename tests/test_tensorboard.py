@@ -112,7 +112,7 @@ def test_diverged_run_is_a_failed_session_without_metrics(tmp_path):
 
 
 def test_grad_norm_is_the_norm_that_clipping_sees():
-    model = Forecaster(hidden_size=8)
+    model = Forecaster(cell="scratch", hidden_size=8)
     dm = SinCosDataModule()
     dm.setup()
     x, y = next(iter(dm.train_dataloader()))

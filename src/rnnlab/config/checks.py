@@ -294,7 +294,7 @@ def _validate_logger(logger: DictConfig) -> None:
 def _check_known_keys(cfg: DictConfig) -> None:
     """Keys added with ``+`` to a closed section would only be ignored, or crash the model."""
     for section in schema.CLOSED_SECTIONS:
-        allowed = schema.keys(section, cfg.data.get("name", choices.DATASETS[0]))
+        allowed = schema.keys(section, cfg.data.name)
         for key in cfg[section]:
             if key not in allowed:
                 given = f"{section}.{key}={show(cfg[section][key])}"

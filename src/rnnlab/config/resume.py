@@ -111,7 +111,7 @@ class ResumePoint:
 def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> ResumePoint | None:
     """The checkpoint ``trainer.fit`` resumes from (None for a fresh run), after checking that
     it was made by this run's model, data and seed."""
-    if cfg.get(KEY) is None:
+    if cfg[KEY] is None:
         return None
     import torch
 

@@ -73,7 +73,7 @@ def datamodule_class(cfg: DictConfig) -> type[WindowDataModule]:
 
 def replicas_of(cfg: DictConfig) -> int:
     """``replicas``: how many seeds, from ``seed`` on, this job trains together."""
-    return int(cfg.get("replicas", 1))
+    return int(cfg.replicas)
 
 
 def build_datamodule(cfg: DictConfig) -> WindowDataModule:
@@ -119,7 +119,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] 
     trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
     # TensorBoard first: trainer.logger, which the HParams session and rnnlab's figures use
     tb = TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)
-    csv_logger = EpochCSVLogger(run_dir, resume=cfg.get("resume") is not None)  # csv/metrics.csv
+    csv_logger = EpochCSVLogger(run_dir, resume=cfg.resume is not None)  # csv/metrics.csv
     every = [
         best_checkpoint(run_dir),  # first: trainer.checkpoint_callback, what testing loads
         last_epoch_checkpoint(run_dir),
@@ -405,7 +405,7 @@ def record_failure(cfg: DictConfig, run_dir: Path, err: Exception) -> dict[str, 
 def finished_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     """The record of a resumed run that already trained all its epochs and was tested, else
     None: resuming it again changes nothing (ask for more with ``trainer.max_epochs``)."""
-    if cfg.get("resume") is None or not last_checkpoint(run_dir).is_file():
+    if cfg.resume is None or not last_checkpoint(run_dir).is_file():
         return None
     try:
         record = json.loads((Path(run_dir) / METRICS_FILE).read_text())
