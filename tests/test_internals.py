@@ -93,3 +93,31 @@ def test_lightning_config_error_is_recognised_once_lightning_is_imported():
 
     assert internals.is_lightning_config_error(MisconfigurationException("no gpu"))
     assert not internals.is_lightning_config_error(ValueError("no gpu"))
+
+
+def test_lightning_csv_writer_still_asks_before_deleting_an_earlier_file(tmp_path):
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    class Keeps(internals.KeepsEarlierCSV, ExperimentWriter):
+        def kept_earlier_rows(self) -> bool:
+            self.asked = True
+            return True
+
+    earlier = tmp_path / ExperimentWriter.NAME_METRICS_FILE
+    earlier.write_text("epoch,step\n0,9\n")
+    assert Keeps(str(tmp_path)).asked and earlier.is_file()
+    with pytest.warns(UserWarning, match="exists and is not empty"):
+        ExperimentWriter(str(tmp_path))  # what the mixin stands in for: the file is deleted
+    assert not earlier.exists()
+
+
+def test_lightning_csv_logger_still_saves_the_writer_rnnlab_gives_it(tmp_path):
+    from rnnlab.observe.csv_log import CSV_FILE, EpochCSVLogger
+
+    logger = EpochCSVLogger(tmp_path)
+    logger.epoch = 0
+    logger.log_metrics({"a": 1.0}, step=3)
+    logger.log_metrics({"b": 2.0}, step=4)  # the same epoch: the same row
+    assert type(logger.experiment).__name__ == "_EpochRows"
+    logger.finalize("success")  # Lightning's: saves through the writer it holds
+    assert (tmp_path / CSV_FILE).read_text().splitlines() == ["epoch,step,a,b", "0,4,1.0,2.0"]

@@ -13,6 +13,7 @@ import yaml
 from conftest import CONF
 from hydra import compose, initialize_config_dir
 
+from rnnlab import internals
 from rnnlab import metrics as M
 from rnnlab.analysis import summary as sweep
 
@@ -169,14 +170,9 @@ def test_cli_refuses_a_folder_of_single_runs(tmp_path, capsys):
 
 def job_overrides(*overrides: str) -> list[list[str]]:
     """The jobs Hydra's BasicSweeper would run for this command line."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
-    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
-    parsed = OverridesParser.create().parse_overrides([*params, *overrides])
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return list(internals.sweep_job_overrides(cfg))
 
 
 def test_grid_preset_is_the_full_product_and_the_command_line_wins():
