@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rnnlab.config import choices, schema
@@ -249,11 +247,10 @@ def test_gpu_on_a_machine_without_one_is_refused_up_front(compose_cfg):
     assert "trainer.accelerator=gpu is not allowed" in line and "no CUDA GPU" in line
 
 
-def test_ddp_inside_a_sweep_is_refused_with_the_supported_ways():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        from hydra.types import RunMode
+def test_ddp_inside_a_sweep_is_refused_with_the_supported_ways(compose_cfg):
+    from hydra.types import RunMode
 
-        cfg = compose("config", overrides=["trainer=ddp"], return_hydra_config=True)
+    cfg = compose_cfg("trainer=ddp", hydra=True)
     cfg.hydra.mode = RunMode.MULTIRUN
     with pytest.raises(ConfigError, match=r"hydra/launcher=joblib.*hydra/launcher=slurm"):
         validate(cfg)

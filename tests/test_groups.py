@@ -4,7 +4,6 @@ diverged networks counted, paired and unpaired comparisons, and what summary.md 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -12,46 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import write_job
 
 from rnnlab import metrics as M
 from rnnlab.analysis import groups, stats
 from rnnlab.analysis import summary as sweep
 from rnnlab.analysis.jobs import collect
-
-
-def write_job(
-    sweep_dir: Path,
-    num: int,
-    overrides: list[str],
-    status: str | None = "ok",
-    test: float | None = None,
-    val: float | None = None,
-    replicas: list[dict] | None = None,
-) -> Path:
-    """A job directory as a sweep leaves it; ``status=None``: no metrics.json; ``replicas``:
-    per-network records ``{seed, status, test, val}`` of a replicas job."""
-    job = sweep_dir / (f"{num}_" + ",".join(overrides))
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    if status is None:
-        return job
-    given = dict(o.split("=") for o in overrides)
-    seed = int(given.get("seed", 0))
-    record = dict.fromkeys(M.FINAL_METRICS)
-    record.update({M.TEST_MSE: test, M.VAL_MSE_BEST: val, M.PERSISTENCE_MSE: 5e-3})
-    record.update(status=status, config={"seed": seed, "model": {"cell": "scratch"}})
-    if replicas is not None:
-        reps = []
-        for r in replicas:
-            rep = dict.fromkeys(M.FINAL_METRICS)
-            rep.update({M.TEST_MSE: r.get("test"), M.VAL_MSE_BEST: r.get("val")})
-            rep.update(seed=r["seed"], status=r.get("status", "ok"), diagnostics={})
-            reps.append(rep)
-        finished = [r["test"] for r in replicas if r.get("status", "ok") == "ok"]
-        record[M.TEST_MSE] = float(np.mean(finished)) if finished else None
-        record.update(replicas=reps, seeds=[r["seed"] for r in replicas])
-    (job / M.METRICS_FILE).write_text(json.dumps(record))
-    return job
 
 
 def nets_and_keys(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import collections
 
 import pytest
-from conftest import CONF
-from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
@@ -70,9 +68,9 @@ def test_file_writer_writes_summaries_tensorboard_reads(tmp_path):
     assert [(e.step, e.value) for e in events.Scalars("x")] == [(3, 1.5)]
 
 
-def test_basic_sweep_expansion_and_job_composition_match_hydra():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["sweep=quick"], return_hydra_config=True)
+def test_basic_sweep_expansion_and_job_composition_match_hydra(compose_cfg):
+    with compose_cfg.initialized():
+        cfg = compose_cfg("sweep=quick", hydra=True)
         jobs = list(internals.sweep_job_overrides(cfg))
         assert len(jobs) == 3 * 2  # conf/sweep/quick.yaml: 3 cells x 2 sequence lengths
         assert {tuple(sorted(j)) for j in jobs} == {
