@@ -52,14 +52,15 @@ def unnamed_keys() -> list[str]:
 
 
 def _key_help(section: str, dataset: str = choices.DATASETS[0]) -> list[str]:
-    """A line per key of the section (``""``: the top level): its name, meaning and default."""
+    """A line per key of the section (``""``: the top level, without its sections): its name,
+    meaning and default."""
     defaults = schema.defaults_of(section, dataset)
     shown = {k: f" (default: {show(v)})" for k, v in defaults.items()}
     prefix = f"{section}." if section else ""
     return [
         f"  {prefix + key:<31} {text}{shown.get(key, '')}"
         for key, text in schema.help_of(section, dataset).items()
-        if text and key not in SECTIONS
+        if text and (section or key not in SECTIONS)
     ]
 
 

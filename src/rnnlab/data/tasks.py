@@ -65,7 +65,7 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 class WindowBatches(Sampler[torch.Tensor]):
     """Yields whole batches of window indices, reshuffled per epoch (:func:`epoch_order`)."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.epoch = 0
 
