@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,28 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-@pytest.fixture
-def compose_cfg():
-    """Compose conf/ with overrides, exactly as train.py would."""
+class Composer:
+    """conf/ composed exactly as train.py composes it: ``compose_cfg(*overrides)`` is a task's
+    config; with ``hydra=True`` it keeps Hydra's own node (``cfg.hydra``), as Hydra's callbacks
+    get it. Inside ``with compose_cfg.initialized():`` Hydra stays initialised for what needs
+    its config loader (``rnnlab.internals.load_job_config``, ``ValidateConfig``)."""
 
-    def _compose(*overrides: str):
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose("config", overrides=list(overrides))
+    @staticmethod
+    def initialized() -> initialize_config_dir:
+        return initialize_config_dir(config_dir=str(CONF), version_base="1.3")
 
-    return _compose
+    def __call__(self, *overrides: str, hydra: bool = False):
+        from hydra.core.global_hydra import GlobalHydra
+
+        ready = GlobalHydra.instance().is_initialized()  # inside initialized(): compose there
+        with nullcontext() if ready else self.initialized():
+            return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+@pytest.fixture(scope="session")
+def compose_cfg() -> Composer:
+    """The one way tests compose conf/ (:class:`Composer`); any fixture scope may use it."""
+    return Composer()
 
 
 def run_train(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):

@@ -194,7 +194,7 @@ def test_plain_loop_optimizer_is_the_forecasters(compose_cfg, overrides):
 
 @pytest.mark.parametrize("make", [Forecaster, lambda **kw: EmptyStep(Forecaster(**kw), None)])
 def test_fast_hook_name_attribute_stays_a_plain_attribute(make):
-    model = make(hidden_size=4)
+    model = make(cell="scratch", hidden_size=4)
     model._current_fx_name = "training_step"
     assert model._current_fx_name == "training_step"
     assert "_current_fx_name" not in dict(model.named_parameters()) | dict(model.named_buffers())

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from rnnlab.config import choices, schema
@@ -134,15 +132,15 @@ def test_longest_window_matches_what_the_datamodule_builds():
 
 def test_allowed_values_are_the_ones_the_code_implements():
     """Every name in rnnlab.config.choices builds what it says, and nothing else is accepted."""
-    for name, cls in zip(choices.CELLS, cells.CELL_CLASSES, strict=True):
+    for name, cls in cells.CELLS.items():
         assert type(cells.build_cell(name, 2, 4)) is cls
         assert cls.__name__.lower().startswith(name)
     for name in choices.NONLINEARITIES:
         assert cells.ScratchRNN(2, 4, nonlinearity=name).act is getattr(torch, name)
     for name, readout in zip(choices.READOUTS, ("LinearReadout", "ConcatReadout"), strict=True):
-        assert type(model.Forecaster(readout=name).readout).__name__ == readout
+        assert type(model.Forecaster(cell="scratch", readout=name).readout).__name__ == readout
     for name in choices.READOUT_ACTIVATIONS:
-        act = model.Forecaster(readout_activation=name).readout.act
+        act = model.Forecaster(cell="scratch", readout_activation=name).readout.act
         assert type(act).__name__.lower() == name
     for key, bad in [
         ("cell", "lstm"),
@@ -153,7 +151,26 @@ def test_allowed_values_are_the_ones_the_code_implements():
         ("scheduler", "step"),
     ]:
         with pytest.raises(ConfigError, match=f"model.{key}={bad} is not allowed"):
-            model.Forecaster(**{key: bad})
+            model.Forecaster(**{"cell": "scratch", key: bad})
+
+
+def test_each_map_of_choices_has_exactly_the_allowed_names():
+    """Each ``{name: what it builds}`` map where a choice is built, against its tuple in
+    rnnlab.config.choices (the one that rnnlab.config.checks validates)."""
+    assert tuple(cells.CELLS) == choices.CELLS
+    assert tuple(cells.ACTIVATIONS) == choices.NONLINEARITIES
+    assert tuple(cells.INITS) == choices.INITS
+    assert tuple(data.DATAMODULES) == choices.DATASETS
+    assert tuple(schema.DATA_SCHEMAS) == choices.DATASETS
+
+
+def test_a_name_outside_a_map_is_the_one_line_error():
+    with pytest.raises(ConfigError, match=r"^model.cell=lstm is not allowed; expected one of: "):
+        cells.build_cell("lstm", 2, 4)
+    with pytest.raises(ConfigError, match=r"^model.init=xavier is not allowed; expected one of"):
+        cells.initialize(cells.ScratchRNN(2, 4), "xavier", torch.Generator())
+    with pytest.raises(ConfigError, match=r"^data=\[1\] is not allowed; expected one of: sinc"):
+        schema.data_schema([1])  # unhashable: the same line
 
 
 def test_each_set_of_choices_is_written_once_in_src():
@@ -167,6 +184,30 @@ def test_each_set_of_choices_is_written_once_in_src():
         for table in tables:
             spelled = ", ".join(f'"{v}"' for v in table)
             assert spelled not in text, f"{path.name} spells {table}: use rnnlab.config.choices"
+
+
+def test_each_default_is_written_once_in_the_schema(compose_cfg):
+    """The Forecaster's and the DataModules' keyword defaults are the schema's, and the default
+    config composes to them: conf/ sets only what an option changes (the cell)."""
+    import inspect
+
+    for built, section, task in (
+        (model.Forecaster, "model", "sincos"),
+        (data.SinCosDataModule, "data", "sincos"),
+        (data.AddingDataModule, "data", "adding"),
+    ):
+        defaults = schema.defaults_of(section, task)
+        keywords = inspect.signature(built).parameters
+        assert {k: keywords[k].default for k in defaults if k in keywords} == {
+            k: v for k, v in defaults.items() if k in keywords
+        }
+    assert inspect.signature(model.Forecaster).parameters["cell"].default is inspect.Parameter.empty
+    assert "cell" not in schema.defaults_of("model")  # model=<cell> sets it
+    cfg = compose_cfg()
+    for section in ("model", "logger", ""):
+        node = cfg[section] if section else cfg
+        assert {k: node[k] for k in schema.defaults_of(section)} == schema.defaults_of(section)
+    assert list(cfg.data.splits) == list(schema.defaults_of("data")["splits"])
 
 
 def test_schema_covers_every_key_of_every_option(compose_cfg):
@@ -206,11 +247,10 @@ def test_gpu_on_a_machine_without_one_is_refused_up_front(compose_cfg):
     assert "trainer.accelerator=gpu is not allowed" in line and "no CUDA GPU" in line
 
 
-def test_ddp_inside_a_sweep_is_refused_with_the_supported_ways():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        from hydra.types import RunMode
+def test_ddp_inside_a_sweep_is_refused_with_the_supported_ways(compose_cfg):
+    from hydra.types import RunMode
 
-        cfg = compose("config", overrides=["trainer=ddp"], return_hydra_config=True)
+    cfg = compose_cfg("trainer=ddp", hydra=True)
     cfg.hydra.mode = RunMode.MULTIRUN
     with pytest.raises(ConfigError, match=r"hydra/launcher=joblib.*hydra/launcher=slurm"):
         validate(cfg)

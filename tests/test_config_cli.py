@@ -116,6 +116,7 @@ def test_help_and_cfg_still_work():
     assert helped.returncode == 0 and "model: concat, scratch, torch" in helped.stdout
     # what every key means, from the schema, and the launchers a sweep can use
     assert "model.hidden_size" in helped.stdout and "hidden units per layer" in helped.stdout
+    assert "hidden units per layer (default: 32)" in helped.stdout  # the schema's default
     assert "joblib" in helped.stdout and "submitit_slurm" in helped.stdout
     assert "(data=adding)" in helped.stdout and "data.n_train" in helped.stdout  # every task
     assert "model_defaults" not in helped.stdout

@@ -82,14 +82,9 @@ def test_clipping_stats_count_the_steps_above_the_clip():
 
 
 @pytest.fixture(scope="module")
-def diagnosed_run(tmp_path_factory):
-    from conftest import CONF
-    from hydra import compose, initialize_config_dir
-
+def diagnosed_run(tmp_path_factory, compose_cfg):
     run_dir = tmp_path_factory.mktemp("diagnosed")
-    overrides = ["data.n_points=300", "trainer.max_epochs=3", "model.num_layers=2"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose_cfg("data.n_points=300", "trainer.max_epochs=3", "model.num_layers=2")
     return train_and_test(cfg, run_dir), run_dir
 
 

@@ -28,14 +28,10 @@ COMPARED = ("val/mse_best", "val/mse", "test/mse", "test/mae", "test/rollout_mse
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, compose_cfg):
     """A finished run directory like train.py leaves (with Hydra's .hydra/ record)."""
-    from conftest import CONF
-    from hydra import compose, initialize_config_dir
-
     run_dir = tmp_path_factory.mktemp("tiny")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=list(TINY))
+    cfg = compose_cfg(*TINY)
     (run_dir / ".hydra").mkdir()
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(list(TINY)), run_dir / ".hydra" / "overrides.yaml")

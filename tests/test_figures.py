@@ -66,18 +66,18 @@ def test_rollout_forecasts_for_every_variant(dm, cell, readout, num_layers, loss
 
 
 def test_forecasts_are_placed_on_the_series(dm):
-    fc = forecast_test_split(Forecaster(hidden_size=8), dm, steps=10)
+    fc = forecast_test_split(Forecaster(cell="scratch", hidden_size=8), dm, steps=10)
     test_start = dm.bounds[2][0]
     assert fc.context_index.tolist() == list(range(test_start, test_start + 4))
     assert torch.equal(fc.context, dm.series[test_start : test_start + 4])
     assert torch.equal(fc.truth, dm.series[fc.index])
     assert len(fc.rollout) == 10 and torch.equal(fc.persistence, fc.context[-1].expand(10, 2))
-    longest = forecast_test_split(Forecaster(hidden_size=8), dm, steps=10**6)
+    longest = forecast_test_split(Forecaster(cell="scratch", hidden_size=8), dm, steps=10**6)
     assert len(longest.rollout) == len(fc.truth)  # no truth to score beyond the test split
 
 
 def test_figures_render_as_images(dm):
-    fc = forecast_test_split(Forecaster(hidden_size=8), dm)
+    fc = forecast_test_split(Forecaster(cell="scratch", hidden_size=8), dm)
     figs = {"data": figures.data_figure(dm.series, dm.bounds), **figures.forecast_figures(fc)}
     assert set(figs) == {"data", "predictions", "rollout", "rollout_error"}
     pngs = {name: figures.to_png(fig) for name, fig in figs.items()}

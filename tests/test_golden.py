@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from conftest import DEFAULT_RUNS, default_run
 
 from rnnlab import metrics as M

@@ -4,7 +4,6 @@ diverged networks counted, paired and unpaired comparisons, and what summary.md 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -12,46 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import write_job
 
 from rnnlab import metrics as M
 from rnnlab.analysis import groups, stats
 from rnnlab.analysis import summary as sweep
 from rnnlab.analysis.jobs import collect
-
-
-def write_job(
-    sweep_dir: Path,
-    num: int,
-    overrides: list[str],
-    status: str | None = "ok",
-    test: float | None = None,
-    val: float | None = None,
-    replicas: list[dict] | None = None,
-) -> Path:
-    """A job directory as a sweep leaves it; ``status=None``: no metrics.json; ``replicas``:
-    per-network records ``{seed, status, test, val}`` of a replicas job."""
-    job = sweep_dir / (f"{num}_" + ",".join(overrides))
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    if status is None:
-        return job
-    given = dict(o.split("=") for o in overrides)
-    seed = int(given.get("seed", 0))
-    record = dict.fromkeys(M.FINAL_METRICS)
-    record.update({M.TEST_MSE: test, M.VAL_MSE_BEST: val, M.PERSISTENCE_MSE: 5e-3})
-    record.update(status=status, config={"seed": seed, "model": {"cell": "scratch"}})
-    if replicas is not None:
-        reps = []
-        for r in replicas:
-            rep = dict.fromkeys(M.FINAL_METRICS)
-            rep.update({M.TEST_MSE: r.get("test"), M.VAL_MSE_BEST: r.get("val")})
-            rep.update(seed=r["seed"], status=r.get("status", "ok"), diagnostics={})
-            reps.append(rep)
-        finished = [r["test"] for r in replicas if r.get("status", "ok") == "ok"]
-        record[M.TEST_MSE] = float(np.mean(finished)) if finished else None
-        record.update(replicas=reps, seeds=[r["seed"] for r in replicas])
-    (job / M.METRICS_FILE).write_text(json.dumps(record))
-    return job
 
 
 def nets_and_keys(sweep_dir: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -79,6 +44,20 @@ def test_seeds_pool_into_one_configuration_and_keys_without_effect_are_not_facto
     assert relu[f"{M.TEST_MSE}_mean"] == pytest.approx(2e-4, rel=1e-12)
     assert relu[f"{M.TEST_MSE}_median"] == pytest.approx(2e-4)
     assert relu[f"{M.TEST_MSE}_ci_low"] <= 2e-4 <= relu[f"{M.TEST_MSE}_ci_high"]
+
+
+def test_a_job_reads_its_overrides_without_the_keys_its_directory_name_leaves_out(tmp_path):
+    """hydra.yaml records ``exclude_keys`` as conf/config.yaml writes it, the resolver call:
+    the keys it names now are the ones left out; a list recorded by an older sweep is kept."""
+    overrides = ["model=concat", "threads=2", "logger.figures=false", "sweep=quick"]
+    for num, recorded in enumerate(("${rnnlab.unnamed_keys:}", ["sweep"])):
+        job = write_job(tmp_path, num, overrides, "ok", 1e-4, 1e-4)
+        hydra = {"hydra": {"job": {"config": {"override_dirname": {"exclude_keys": recorded}}}}}
+        (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    now, before = collect(tmp_path)
+    assert now.overrides == {"model": "concat"}
+    assert before.overrides == {"model": "concat", "threads": "2", "logger.figures": "False"}
+    assert groups.factors([now, before]) == []  # threads and logger.* are never factors
 
 
 def test_replicas_expand_to_one_row_each_and_diverged_networks_count(tmp_path):

@@ -9,8 +9,6 @@ from __future__ import annotations
 import collections
 
 import pytest
-from conftest import CONF
-from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
@@ -70,9 +68,9 @@ def test_file_writer_writes_summaries_tensorboard_reads(tmp_path):
     assert [(e.step, e.value) for e in events.Scalars("x")] == [(3, 1.5)]
 
 
-def test_basic_sweep_expansion_and_job_composition_match_hydra():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["sweep=quick"], return_hydra_config=True)
+def test_basic_sweep_expansion_and_job_composition_match_hydra(compose_cfg):
+    with compose_cfg.initialized():
+        cfg = compose_cfg("sweep=quick", hydra=True)
         jobs = list(internals.sweep_job_overrides(cfg))
         assert len(jobs) == 3 * 2  # conf/sweep/quick.yaml: 3 cells x 2 sequence lengths
         assert {tuple(sorted(j)) for j in jobs} == {
@@ -93,3 +91,31 @@ def test_lightning_config_error_is_recognised_once_lightning_is_imported():
 
     assert internals.is_lightning_config_error(MisconfigurationException("no gpu"))
     assert not internals.is_lightning_config_error(ValueError("no gpu"))
+
+
+def test_lightning_csv_writer_still_asks_before_deleting_an_earlier_file(tmp_path):
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    class Keeps(internals.KeepsEarlierCSV, ExperimentWriter):
+        def kept_earlier_rows(self) -> bool:
+            self.asked = True
+            return True
+
+    earlier = tmp_path / ExperimentWriter.NAME_METRICS_FILE
+    earlier.write_text("epoch,step\n0,9\n")
+    assert Keeps(str(tmp_path)).asked and earlier.is_file()
+    with pytest.warns(UserWarning, match="exists and is not empty"):
+        ExperimentWriter(str(tmp_path))  # what the mixin stands in for: the file is deleted
+    assert not earlier.exists()
+
+
+def test_lightning_csv_logger_still_saves_the_writer_rnnlab_gives_it(tmp_path):
+    from rnnlab.observe.csv_log import CSV_FILE, EpochCSVLogger
+
+    logger = EpochCSVLogger(tmp_path)
+    logger.epoch = 0
+    logger.log_metrics({"a": 1.0}, step=3)
+    logger.log_metrics({"b": 2.0}, step=4)  # the same epoch: the same row
+    assert type(logger.experiment).__name__ == "_EpochRows"
+    logger.finalize("success")  # Lightning's: saves through the writer it holds
+    assert (tmp_path / CSV_FILE).read_text().splitlines() == ["epoch,step,a,b", "0,4,1.0,2.0"]

@@ -24,7 +24,7 @@ def test_forward_and_rollout_shapes(cell, readout, num_layers):
 
 def test_rollout_feeds_predictions_back():
     torch.manual_seed(0)
-    model = Forecaster(hidden_size=8)
+    model = Forecaster(cell="scratch", hidden_size=8)
     x, _ = _batch(seq_len=4)
     context = x[:2]
     out = model.rollout(context, steps=3)
@@ -48,7 +48,7 @@ def test_last_and_every_losses_give_different_gradients():
 
     def grads(loss_mode):
         torch.manual_seed(0)
-        model = Forecaster(loss=loss_mode, hidden_size=8)
+        model = Forecaster(cell="scratch", loss=loss_mode, hidden_size=8)
         model.loss_fn(model(x), y).backward()
         return torch.cat([p.grad.flatten() for p in model.parameters()])
 
@@ -59,18 +59,18 @@ def test_last_and_every_losses_give_different_gradients():
 
 
 def test_every_step_loss_scores_all_steps():
-    model = Forecaster(loss="every")
+    model = Forecaster(cell="scratch", loss="every")
     pred, target = torch.zeros(2, 3, 2), torch.zeros(2, 3, 2)
     target[:, 0] = 1.0  # only the first step is wrong
     assert model.loss_fn(pred, target) > 0
-    assert Forecaster(loss="last").loss_fn(pred, target) == 0
+    assert Forecaster(cell="scratch", loss="last").loss_fn(pred, target) == 0
 
 
 @pytest.mark.parametrize("loss", ["last", "every"])
 def test_training_reduces_validation_error(loss, tmp_path):
     L.seed_everything(0, verbose=False)
     dm = SinCosDataModule(batch_size=32)
-    model = Forecaster(loss=loss, hidden_size=16, lr=0.01)
+    model = Forecaster(cell="scratch", loss=loss, hidden_size=16, lr=0.01)
     trainer = L.Trainer(
         max_epochs=8,
         logger=False,
@@ -93,4 +93,4 @@ def test_training_reduces_validation_error(loss, tmp_path):
 )
 def test_bad_choices_name_the_key_and_allowed_values(key, value):
     with pytest.raises(ValueError, match=value):
-        Forecaster(**{key: value})
+        Forecaster(**{"cell": "scratch", key: value})

@@ -5,8 +5,6 @@ line are in tests/test_config_cli.py."""
 from __future__ import annotations
 
 import pytest
-from conftest import CONF
-from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
 
 from rnnlab.config import checks, schema
@@ -30,10 +28,6 @@ def error_for(compose_cfg, *overrides: str) -> str:
     pytest.fail(f"{overrides} was accepted")
 
 
-def compose_jobs(*jobs: tuple[str, ...]) -> list:
-    """Each job's config, as train.py composes it (one Hydra initialisation for all)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return [compose("config", overrides=list(job)) for job in jobs]
 
 
 def test_replicas_is_a_documented_top_level_key_defaulting_to_one(compose_cfg):
@@ -103,8 +97,8 @@ def test_each_replicas_own_data_counts_towards_memory(compose_cfg, monkeypatch):
     )
 
 
-def test_overlapping_seeds_in_a_sweep_are_refused_with_seeds_stepping_by_replicas():
-    jobs = compose_jobs(*((f"seed={s}", "replicas=5") for s in (0, 1)))
+def test_overlapping_seeds_in_a_sweep_are_refused_with_seeds_stepping_by_replicas(compose_cfg):
+    jobs = [compose_cfg(f"seed={s}", "replicas=5") for s in (0, 1)]
     with pytest.raises(ConfigError) as err:
         check_distinct_seeds(jobs)
     assert str(err.value) == (
@@ -113,7 +107,7 @@ def test_overlapping_seeds_in_a_sweep_are_refused_with_seeds_stepping_by_replica
     )
     # -m model.lr=0.1,0.01 seed=3,4,5 replicas=2: each learning rate's jobs on their own
     jobs = []
-    for base in compose_jobs(("replicas=2", "model.lr=0.1"), ("replicas=2", "model.lr=0.01")):
+    for base in (compose_cfg("replicas=2", f"model.lr={lr}") for lr in (0.1, 0.01)):
         for seed in (3, 4, 5):
             jobs.append(base.copy())
             jobs[-1].seed = seed
@@ -134,21 +128,21 @@ def test_overlapping_seeds_in_a_sweep_are_refused_with_seeds_stepping_by_replica
     ],
 )
 @pytest.mark.slow  # composes every job of a sweep: the fast suite keeps one case
-def test_sweeps_that_train_each_seed_once_pass(sweep):
-    check_distinct_seeds(compose_jobs(*sweep))
+def test_sweeps_that_train_each_seed_once_pass(sweep, compose_cfg):
+    check_distinct_seeds([compose_cfg(*job) for job in sweep])
 
 
 @pytest.mark.slow  # composes every job of a sweep: the fast suite keeps one case
 @pytest.mark.parametrize("same", ["logger.figures=false", "threads=2", "resume=outputs/some-run"])
-def test_keys_without_effect_on_results_do_not_make_jobs_different(same):
+def test_keys_without_effect_on_results_do_not_make_jobs_different(same, compose_cfg):
     with pytest.raises(ConfigError, match=r"^seed=0,0 trains seed 0 twice .*use distinct seeds"):
-        check_distinct_seeds(compose_jobs(("seed=0",), ("seed=0", same)))
+        check_distinct_seeds([compose_cfg("seed=0"), compose_cfg("seed=0", same)])
 
 
 @pytest.mark.slow  # composes every job of a sweep: the fast suite keeps one case
-def test_the_sweep_hook_refuses_overlapping_seeds_after_checking_every_job():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", return_hydra_config=True)
+def test_the_sweep_hook_refuses_overlapping_seeds_after_checking_every_job(compose_cfg):
+    with compose_cfg.initialized():
+        cfg = compose_cfg(hydra=True)
         cfg.hydra.mode = RunMode.MULTIRUN
 
         def on_multirun_start(*task: str) -> None:  # as for python train.py -m <task>

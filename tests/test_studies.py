@@ -6,7 +6,6 @@ import re
 
 import pytest
 from conftest import CONF
-from hydra import compose, initialize_config_dir
 
 from rnnlab import internals
 from rnnlab.config.checks import check_distinct_seeds, validate
@@ -25,11 +24,10 @@ def header_jobs(name: str) -> int:
     return int(found.group(1))
 
 
-def job_overrides(name: str):
+def job_overrides(compose_cfg, name: str):
     """The study's composed config and its jobs' override lists, as Hydra's sweeper expands them."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=[f"study={name}"], return_hydra_config=True)
-        return cfg, list(internals.sweep_job_overrides(cfg))
+    cfg = compose_cfg(f"study={name}", hydra=True)
+    return cfg, list(internals.sweep_job_overrides(cfg))
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -37,7 +35,7 @@ def test_study_composes_with_its_stated_job_count_and_an_lr_grid(name, compose_c
     cfg = compose_cfg(f"study={name}")
     validate(cfg)
     assert cfg.replicas >= 5
-    cfg, jobs = job_overrides(name)
+    cfg, jobs = job_overrides(compose_cfg, name)
     params = cfg.hydra.sweeper.params
     assert "model.lr" in params and len(str(params["model.lr"]).split(",")) >= 2
     expected = math.prod(len(str(v).split(",")) for v in params.values())
@@ -46,10 +44,10 @@ def test_study_composes_with_its_stated_job_count_and_an_lr_grid(name, compose_c
 
 @pytest.mark.slow  # composing every job: about 50 s for the five
 @pytest.mark.parametrize("name", STUDIES)
-def test_every_job_of_a_study_validates(name):
-    cfg, jobs = job_overrides(name)
+def test_every_job_of_a_study_validates(name, compose_cfg):
+    cfg, jobs = job_overrides(compose_cfg, name)
     expected = len(jobs)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with compose_cfg.initialized():
         configs = [internals.load_job_config(cfg, overrides) for overrides in jobs]
     for job in configs:
         validate(job)

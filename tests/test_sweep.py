@@ -10,41 +10,11 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import yaml
-from conftest import CONF
-from hydra import compose, initialize_config_dir
+from helpers import write_job
 
+from rnnlab import internals
 from rnnlab import metrics as M
 from rnnlab.analysis import summary as sweep
-
-
-def make_job(
-    sweep_dir: Path,
-    num: int,
-    overrides: list[str],
-    status: str | None = "ok",
-    test_mse: float | None = None,
-    val: float | None = None,
-    **extra,
-) -> Path:
-    """A job directory as a real sweep leaves it; ``status=None``: no metrics.json."""
-    name = f"{num}_" + ",".join(o for o in overrides if not o.startswith("sweep="))
-    job = sweep_dir / name
-    (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    if status is not None:
-        cell = dict(o.split("=") for o in overrides).get("model", "scratch")
-        record = dict.fromkeys(M.FINAL_METRICS)
-        record.update(
-            {M.TEST_MSE: test_mse, M.VAL_MSE_BEST: val, M.PERSISTENCE_MSE: 5e-3},
-            status=status,
-            epochs=3,
-            fit_seconds=1.5,
-            params=1218,
-            config={"model": {"cell": cell, "loss": "last"}},
-        )
-        record.update(extra)
-        (job / M.METRICS_FILE).write_text(json.dumps(record))
-    return job
 
 
 @pytest.fixture(scope="module")
@@ -52,25 +22,25 @@ def sweep_dir(tmp_path_factory) -> Path:
     """Seven jobs over model x data.seq_len: three ok, one diverged, one failed, one missing,
     and one whose metrics.json was cut off mid-write; summarised once."""
     tmp_path = tmp_path_factory.mktemp("sweep")
-    make_job(tmp_path, 0, ["model=scratch", "data.seq_len=4", "sweep=quick"], "ok", 2e-4, 3e-4)
-    make_job(tmp_path, 1, ["model=scratch", "data.seq_len=8", "sweep=quick"], "ok", 1e-4, 1e-4)
-    make_job(tmp_path, 2, ["model=torch", "data.seq_len=4", "sweep=quick"], "ok", 6e-4, 2e-4)
-    make_job(
+    write_job(tmp_path, 0, ["model=scratch", "data.seq_len=4", "sweep=quick"], "ok", 2e-4, 3e-4)
+    write_job(tmp_path, 1, ["model=scratch", "data.seq_len=8", "sweep=quick"], "ok", 1e-4, 1e-4)
+    write_job(tmp_path, 2, ["model=torch", "data.seq_len=4", "sweep=quick"], "ok", 6e-4, 2e-4)
+    write_job(
         tmp_path,
         3,
         ["model=torch", "data.seq_len=8", "sweep=quick"],
         "diverged",
         error="loss became nan at epoch 1, step 30",
     )
-    make_job(
+    write_job(
         tmp_path,
         4,
         ["model=concat", "data.seq_len=4", "sweep=quick"],
         "failed",
         error="ValueError: boom | with a pipe",
     )
-    make_job(tmp_path, 5, ["model=concat", "data.seq_len=8", "sweep=quick"], status=None)
-    cut = make_job(tmp_path, 6, ["model=concat", "data.seq_len=16", "sweep=quick"], status=None)
+    write_job(tmp_path, 5, ["model=concat", "data.seq_len=8", "sweep=quick"], status=None)
+    cut = write_job(tmp_path, 6, ["model=concat", "data.seq_len=16", "sweep=quick"], status=None)
     (cut / M.METRICS_FILE).write_text('{"status": "ok", "test/m')
     (tmp_path / "multirun.yaml").write_text("hydra: {}\n")  # not a job
     (tmp_path / ".submitit").mkdir()  # not a job either
@@ -132,7 +102,7 @@ def test_png_is_a_real_image_for_numeric_and_categorical_sweeps(sweep_dir, tmp_p
     assert image.shape[0] > 200 and image.shape[1] > 400
     cells_only = tmp_path_factory.mktemp("cells")
     for num, cell in enumerate(["scratch", "concat", "torch"]):
-        make_job(cells_only, num, [f"model={cell}"], "ok", 1e-4 * (num + 1), 1e-4 * (num + 1))
+        write_job(cells_only, num, [f"model={cell}"], "ok", 1e-4 * (num + 1), 1e-4 * (num + 1))
     sweep.summarize(cells_only)
     assert matplotlib.image.imread(cells_only / "summary.png").shape[0] > 100
 
@@ -145,7 +115,7 @@ def test_empty_or_unfinished_sweep_still_gets_a_summary(tmp_path):
 
 
 def test_cli_rebuilds_the_files(tmp_path, capsys):
-    make_job(tmp_path, 0, ["model=torch"], "ok", 1e-4, 1e-4)
+    write_job(tmp_path, 0, ["model=torch"], "ok", 1e-4, 1e-4)
     sweep.main([str(tmp_path)])
     names = ("summary.csv", "groups.csv", "summary.md", "summary.png")
     assert capsys.readouterr().out.split() == [str(tmp_path / name) for name in names]
@@ -157,7 +127,7 @@ def test_cli_rebuilds_the_files(tmp_path, capsys):
 def test_cli_refuses_a_folder_of_single_runs(tmp_path, capsys):
     """outputs/<date>/ holds single runs: summarising it as a sweep would garble the labels."""
     for num, cell in enumerate(("scratch", "torch")):
-        job = make_job(tmp_path, num, [f"model={cell}"], "ok", 1e-4, 1e-4)
+        job = write_job(tmp_path, num, [f"model={cell}"], "ok", 1e-4, 1e-4)
         (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"mode": "RUN"}}))
     with pytest.raises(SystemExit) as exit_info:
         sweep.main([str(tmp_path)])
@@ -167,53 +137,41 @@ def test_cli_refuses_a_folder_of_single_runs(tmp_path, capsys):
     assert not (tmp_path / "summary.md").exists()
 
 
-def job_overrides(*overrides: str) -> list[list[str]]:
+def job_overrides(compose_cfg, *overrides: str) -> list[list[str]]:
     """The jobs Hydra's BasicSweeper would run for this command line."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
-    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
-    parsed = OverridesParser.create().parse_overrides([*params, *overrides])
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return list(internals.sweep_job_overrides(compose_cfg(*overrides, hydra=True)))
 
 
-def test_grid_preset_is_the_full_product_and_the_command_line_wins():
-    jobs = job_overrides("sweep=grid")
+def test_grid_preset_is_the_full_product_and_the_command_line_wins(compose_cfg):
+    jobs = job_overrides(compose_cfg, "sweep=grid")
     assert len(jobs) == 3 * 2 * 3 * 3 * 2
     assert {j[0] for j in jobs} == {"model=scratch", "model=concat", "model=torch"}
-    narrowed = job_overrides("sweep=grid", "data.seq_len=4", "model=torch")
+    narrowed = job_overrides(compose_cfg, "sweep=grid", "data.seq_len=4", "model=torch")
     assert len(narrowed) == 2 * 3 * 2
     assert all("data.seq_len=4" in j and "model=torch" in j for j in narrowed)
 
 
-def test_quick_preset_is_small_and_short():
-    assert len(job_overrides("sweep=quick")) <= 8
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["sweep=quick"])
-        assert cfg.trainer.max_epochs <= 5
-        cfg = compose("config", overrides=["sweep=quick", "trainer.max_epochs=7"])
-        assert cfg.trainer.max_epochs == 7
+def test_quick_preset_is_small_and_short(compose_cfg):
+    assert len(job_overrides(compose_cfg, "sweep=quick")) <= 8
+    assert compose_cfg("sweep=quick").trainer.max_epochs <= 5
+    assert compose_cfg("sweep=quick", "trainer.max_epochs=7").trainer.max_epochs == 7
 
 
-def test_sweep_dirs_are_unique_per_start(tmp_path):
+def test_sweep_dirs_are_unique_per_start(compose_cfg):
     """Two sweeps started in the same second get different directories (microseconds)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        dirs = [compose("config", return_hydra_config=True).hydra.sweep.dir for _ in range(3)]
+    dirs = [compose_cfg(hydra=True).hydra.sweep.dir for _ in range(3)]
     assert len(set(dirs)) == 3
     assert all(d.startswith("outputs/multirun/") for d in dirs)
 
 
 @pytest.fixture
-def hydra_job(tmp_path):
+def hydra_job(tmp_path, compose_cfg):
     """A composed task config and Hydra's job config, as Hydra sets them before a task runs."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
     def _job(mode, *overrides: str):
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+        cfg = compose_cfg(*overrides, hydra=True)
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(tmp_path)
             cfg.hydra.mode = mode
@@ -259,16 +217,12 @@ def test_crashed_single_run_raises(hydra_job, tmp_path):
     assert not (tmp_path / M.METRICS_FILE).exists()
 
 
-def test_slurm_launcher_preset_runs_one_task_per_job():
+def test_slurm_launcher_preset_runs_one_task_per_job(compose_cfg):
     """conf/hydra/launcher/slurm.yaml builds Hydra's submitit SLURM launcher (no cluster here)."""
     from hydra.utils import instantiate
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=1", "threads=2"],
-            return_hydra_config=True,
-        )
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=1", "threads=2"]
+    cfg = compose_cfg(*overrides, hydra=True)
     launcher = instantiate(cfg.hydra.launcher)
     assert type(launcher).__name__ == "SlurmLauncher"  # Hydra imports plugins its own way
     params = launcher.params

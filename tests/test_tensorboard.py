@@ -5,8 +5,6 @@ import re
 
 import pytest
 import torch
-from conftest import CONF
-from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import api_pb2, metadata
 
@@ -17,11 +15,6 @@ from rnnlab.observe.tensorboard import GradNormMonitor, hidden_state_health
 from rnnlab.training.experiment import train_and_test
 
 ALL = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0}
-
-
-def compose_config(*overrides: str, hydra: bool = False):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def events(run_dir) -> EventAccumulator:
@@ -35,11 +28,11 @@ def steps(acc: EventAccumulator, tag: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def relu_run(tmp_path_factory):
+def relu_run(tmp_path_factory, compose_cfg):
     """Two epochs of a ReLU run with every TensorBoard option on, and clipping so tight that
     every gradient is clipped (to tell norms before clipping from norms after it)."""
     run_dir = tmp_path_factory.mktemp("relu")
-    cfg = compose_config(
+    cfg = compose_cfg(
         "model.nonlinearity=relu",
         "trainer.max_epochs=2",
         "trainer.gradient_clip_val=0.001",
@@ -90,9 +83,9 @@ def test_figures_every_epoch_and_after_testing(relu_run):
     assert (run_dir / "figures" / "data.png").stat().st_size > 10_000
 
 
-def test_figures_switched_off_leave_no_images_and_keep_the_rollout_metric(tmp_path):
+def test_figures_switched_off_leave_no_images_and_keep_the_rollout_metric(tmp_path, compose_cfg):
     result = train_and_test(
-        compose_config("data.n_points=200", "trainer.max_epochs=1", "logger.figures=false"),
+        compose_cfg("data.n_points=200", "trainer.max_epochs=1", "logger.figures=false"),
         tmp_path,
     )
     assert result["status"] == "ok" and result[M.TEST_ROLLOUT_MSE] > 0
@@ -100,9 +93,9 @@ def test_figures_switched_off_leave_no_images_and_keep_the_rollout_metric(tmp_pa
     assert events(tmp_path).Tags()["images"] == []
 
 
-def test_diverged_run_is_a_failed_session_without_metrics(tmp_path):
+def test_diverged_run_is_a_failed_session_without_metrics(tmp_path, compose_cfg):
     run_dir = tmp_path / "diverged"
-    result = train_and_test(compose_config("model.lr=1e30", "trainer.max_epochs=2"), run_dir)
+    result = train_and_test(compose_cfg("model.lr=1e30", "trainer.max_epochs=2"), run_dir)
     torch.set_num_threads(1)
     assert result["status"] == "diverged"
     content = events(run_dir).PluginTagToContent("hparams")
@@ -112,7 +105,7 @@ def test_diverged_run_is_a_failed_session_without_metrics(tmp_path):
 
 
 def test_grad_norm_is_the_norm_that_clipping_sees():
-    model = Forecaster(hidden_size=8)
+    model = Forecaster(cell="scratch", hidden_size=8)
     dm = SinCosDataModule()
     dm.setup()
     x, y = next(iter(dm.train_dataloader()))
@@ -147,9 +140,10 @@ def test_hidden_state_health_numbers():
         (["model.nonlinearity=relu", "model=concat"], "_model=concat,model.nonlinearity=relu"),
         (["seed=2", "data.seq_len=8", "model=torch"], "_model=torch,seed=2,data.seq_len=8"),
         (["seed=3", "resume=null", "logger.histograms=true"], "_seed=3"),  # no effect on results
+        (["threads=2", "logger=tensorboard", "seed=3"], "_seed=3"),
         ([], ""),  # no overrides: outputs/<date>/<time>, no trailing "_"
     ],
 )
-def test_single_run_directory_names_its_overrides(overrides, suffix):
-    run_dir = compose_config(*overrides, hydra=True).hydra.run.dir
+def test_single_run_directory_names_its_overrides(overrides, suffix, compose_cfg):
+    run_dir = compose_cfg(*overrides, hydra=True).hydra.run.dir
     assert re.fullmatch(r"outputs/\d{4}-\d\d-\d\d/[\d-]+" + re.escape(suffix), run_dir), run_dir

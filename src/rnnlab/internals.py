@@ -21,6 +21,11 @@ saving per call, both measured in a real two-epoch fit (with the other core busy
   (the same loader) lists the launchers for ``python train.py --help``.
 - :func:`is_lightning_config_error`: recognises Lightning's ``MisconfigurationException``
   without importing Lightning (8 s) on the command line's error path.
+- :class:`KeepsEarlierCSV` (``_ExperimentWriter._check_log_dir_exists``) and :func:`csv_writer`
+  (``CSVLogger._experiment``): ``csv/metrics.csv`` with one row per epoch
+  (rnnlab.observe.csv_log) from Lightning's CSVLogger, whose own writer writes a row per
+  ``log_metrics`` call (about ten an epoch) and deletes the file a resumed run already has;
+  the logger's own ``log_hyperparams``, ``save`` and ``finalize`` still reach the writer.
 
 Tried and dropped (under 3% of a step): caching ``ModelCheckpoint.state_key`` and skipping its
 per-batch interval check (14 calls of 5 us and 2 of 1 us a step for the two checkpoint
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import Any
 
@@ -118,3 +123,25 @@ def group_options(group: str) -> list[str]:
         return []
     loader = GlobalHydra.instance().config_loader()
     return [name for name in loader.get_group_options(group) if name != "basic"]
+
+
+class KeepsEarlierCSV:
+    """Mixin for Lightning's CSV ``ExperimentWriter``: its constructor deletes a metrics.csv
+    already in the log directory (``_check_log_dir_exists``) unless :meth:`kept_earlier_rows`
+    says it read the file's rows to go on with them."""
+
+    def kept_earlier_rows(self) -> bool:
+        return False
+
+    def _check_log_dir_exists(self) -> None:
+        if not self.kept_earlier_rows():
+            super()._check_log_dir_exists()  # Lightning's: warns, and deletes the file
+
+
+def csv_writer(logger: Any, make: Callable[[], Any]) -> Any:
+    """The writer of a Lightning ``CSVLogger``: made by ``make`` on first use, in place of
+    Lightning's own ``ExperimentWriter``, and kept where the logger's methods find it."""
+    if logger._experiment is None:
+        logger._experiment = make()
+    return logger._experiment
+

@@ -3,7 +3,8 @@
 A *network* is one trained model: a single-seed job is one, a ``replicas=R`` job is R (seeds
 ``seed .. seed+R-1``, each with its own status and metrics in metrics.json's ``replicas``). A
 *configuration* is everything a job sets except its seed: jobs that differ only in ``seed`` or
-``replicas`` (or in keys without effect on results, :data:`NO_EFFECT`) pool into one.
+``replicas`` (or in keys without effect on results, rnnlab.config.choices.NO_EFFECT) pool into
+one.
 
 - :func:`networks`: one row per network (``job``, ``seed``, ``status``, the factors, the final
   metrics);
@@ -29,11 +30,10 @@ from scipy import stats as sps
 from rnnlab import metrics as M
 from rnnlab.analysis import stats
 from rnnlab.analysis.jobs import MANY_VALUES, RANK_BY, Job, as_number, swept_factors
+from rnnlab.config import choices
 
-#: Swept keys that never make a configuration: the seed (replicas are seeds too) and keys
-#: without effect on results.
-NO_EFFECT = ("seed", "replicas", "resume", "threads", "logger")
-NO_EFFECT_PREFIXES = ("logger.",)
+#: Swept keys that choose seeds, never a configuration (a replicas job's networks are seeds).
+SEEDS = ("seed", "replicas")
 #: The metrics groups.csv summarises per configuration.
 GROUP_METRICS = (M.TEST_MSE, M.VAL_MSE_BEST)
 GROUPS_NAME = "groups.csv"
@@ -41,13 +41,10 @@ FINISHED = "ok"
 
 
 def factors(jobs: list[Job]) -> list[str]:
-    """The swept keys that make a configuration: all but the seed, ``replicas`` and keys
-    without effect on results (``resume``, ``logger.*``, ``threads``)."""
-    return [
-        k
-        for k in swept_factors(jobs)
-        if k not in NO_EFFECT and not k.startswith(NO_EFFECT_PREFIXES)
-    ]
+    """The swept keys that make a configuration: all but :data:`SEEDS` and keys without
+    effect on results (:data:`rnnlab.config.choices.NO_EFFECT`: ``logger.*``, ``threads``,
+    ...)."""
+    return [k for k in swept_factors(jobs) if k not in SEEDS and choices.has_effect(k)]
 
 
 def _factor_value(job: Job, key: str) -> str:

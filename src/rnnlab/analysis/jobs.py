@@ -25,8 +25,6 @@ from rnnlab import metrics as M
 STATUSES = ("ok", "diverged", "failed", "missing")
 #: Ranking key: the sweep's objective. Test numbers are reported, never used to choose.
 RANK_BY = M.VAL_MSE_BEST
-#: Override keys that select a preset rather than describe a job (as in conf/config.yaml).
-DEFAULT_EXCLUDED = ("sweep", "study", "hparams_search")
 #: A numeric factor with more distinct values than this comes from a search (Optuna), not a grid.
 MANY_VALUES = 6
 
@@ -86,10 +84,11 @@ def read_job(path: Path, fallback_num: int) -> Job:
     """Read one job directory; never raises for a missing or damaged file."""
     hydra_cfg = (_read_yaml(path / ".hydra" / "hydra.yaml") or {}).get("hydra", {})
     job_cfg = hydra_cfg.get("job", {}) if isinstance(hydra_cfg, dict) else {}
-    excluded = (
-        job_cfg.get("config", {}).get("override_dirname", {}).get("exclude_keys")
-        or DEFAULT_EXCLUDED
-    )
+    excluded = job_cfg.get("config", {}).get("override_dirname", {}).get("exclude_keys")
+    if not excluded or not isinstance(excluded, list):  # hydra.yaml keeps "${rnnlab...:}"
+        from rnnlab.config.hydra_setup import unnamed_keys
+
+        excluded = unnamed_keys()
     match = re.match(r"(\d+)_", path.name)
     num = job_cfg.get("num", int(match.group(1)) if match else fallback_num)
     multirun = hydra_cfg.get("mode", "MULTIRUN") == "MULTIRUN" if hydra_cfg else True

@@ -338,14 +338,14 @@ def reproduction_section(dirs: list[Path], out: Figures) -> list[str]:
     weights, and the concat cell's rollout tracking sin/cos (from a study's concat job)."""
     import torch
 
-    from rnnlab.models.cells import CELL_CLASSES
+    from rnnlab.models.cells import CELLS
 
     lines = ["## Reproduction of the source texts", ""]
     torch.manual_seed(0)
     rnn = torch.nn.RNN(2, 32, num_layers=2, batch_first=True)
     x = torch.randn(16, 50, 2)
     reference, _ = rnn(x)
-    for cls in CELL_CLASSES:
+    for cls in CELLS.values():
         diff = (cls.from_torch(rnn)(x)[0] - reference).abs().max().item()
         lines.append(
             f"- `{cls.__name__}` with nn.RNN's weights (2 layers, hidden 32, 50 steps): "

@@ -7,6 +7,6 @@ validate a run or sweep and summarise a sweep (``hydra_callbacks``), ``resume=``
 and the command-line wrapper that turns bad input into one line and exit status 2 (``cli``).
 
 Nothing here imports torch or Lightning, so a bad command line fails in about a second.
-A new config key goes in ``schema`` (type, help) and ``conf/`` (default); its checks in
-``checks``; a new set of allowed values in ``choices``.
+A new config key goes in ``schema`` (type, default and help together; ``conf/`` sets only what
+an option changes); its checks in ``checks``; a new set of allowed values in ``choices``.
 """

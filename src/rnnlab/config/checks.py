@@ -25,9 +25,6 @@ MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed
 #: The most networks one job trains together (``replicas``): far more than a sweep over seeds
 #: needs, and few enough that a typo (replicas=100000) fails here, not in the memory check.
 MAX_REPLICAS = 4096
-#: Keys that change neither what a job trains nor its results: jobs that differ only in these
-#: (and ``seed``) train the same networks (see :func:`check_distinct_seeds`).
-NO_RESULT_KEYS = ("hydra", "resume", "logger", "threads")
 #: Bytes per parameter while training with Adam: the weight, its gradient and two moments.
 TRAIN_BYTES_PER_PARAM = 4 * 4
 
@@ -297,7 +294,7 @@ def _validate_logger(logger: DictConfig) -> None:
 def _check_known_keys(cfg: DictConfig) -> None:
     """Keys added with ``+`` to a closed section would only be ignored, or crash the model."""
     for section in schema.CLOSED_SECTIONS:
-        allowed = schema.keys(section, cfg.data.get("name", choices.DATASETS[0]))
+        allowed = schema.keys(section, cfg.data.name)
         for key in cfg[section]:
             if key not in allowed:
                 given = f"{section}.{key}={show(cfg[section][key])}"
@@ -324,22 +321,25 @@ def _seed_range(first: int, last: int) -> str:
 
 
 def _without_seed(cfg: DictConfig) -> str:
-    """A hashable form of a job's config without ``seed`` and :data:`NO_RESULT_KEYS` (JSON:
-    a tenth of the time of YAML, which matters for a sweep of hundreds of jobs)."""
+    """A hashable form of a job's config without ``seed`` and the keys without effect on
+    results (:data:`rnnlab.config.choices.NO_EFFECT`; JSON: a tenth of the time of YAML, which
+    matters for a sweep of hundreds of jobs)."""
     kept = {
         k: OmegaConf.to_container(cfg[k], resolve=False) if OmegaConf.is_config(cfg[k]) else cfg[k]
         for k in cfg
-        if k not in ("seed", *NO_RESULT_KEYS)
+        if k != "seed" and choices.has_effect(k)
     }
     return json.dumps(kept, sort_keys=True, default=str)
 
 
 def check_distinct_seeds(configs: Iterable[DictConfig]) -> None:
     """Refuse a sweep two of whose jobs would train the same network: configs (validated) equal
-    but for ``seed`` (and :data:`NO_RESULT_KEYS`) whose seeds, ``seed .. seed+replicas-1``,
-    overlap. The line suggests the sweep's seeds stepping by ``replicas``. O(jobs): jobs are
-    grouped by their config without seed, and each is read once (a generator will do)."""
-    ignored = ", ".join(f"{k}.*" if k in schema.CLOSED_SECTIONS else k for k in NO_RESULT_KEYS[1:])
+    but for ``seed`` (and keys without effect on results) whose seeds, ``seed ..
+    seed+replicas-1``, overlap. The line suggests the sweep's seeds stepping by ``replicas``.
+    O(jobs): jobs are grouped by their config without seed, and each is read once (a generator
+    will do)."""
+    typed = (k for k in choices.NO_EFFECT if k != "hydra")  # hydra.*: Hydra's own settings
+    ignored = ", ".join(f"{k}.*" if k in schema.CLOSED_SECTIONS else k for k in typed)
     groups: dict[str, tuple[int, list[int]]] = {}  # config without seed: (replicas, seeds)
     for cfg in configs:
         groups.setdefault(_without_seed(cfg), (cfg.replicas, []))[1].append(cfg.seed)

@@ -1,26 +1,40 @@
-"""Every set of allowed values, and the split arithmetic: the one place each is written.
+"""Every set of allowed values, the sets of keys that share a role, and the split arithmetic:
+the one place each is written.
 
-Torch-free, so the config checks (rnnlab.config.checks) refuse a bad value in about a second, before
-torch is imported; the cells, the model, the data and the figures look their choices up here.
+Torch-free, so the config checks (rnnlab.config.checks) refuse a bad value in about a second,
+before torch is imported. Where a choice is built, a ``{name: what it builds}`` map holds these
+names (``rnnlab.models.cells.CELLS``; tests/test_config.py keeps each map's keys equal to its
+tuple here), read with :func:`lookup`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from rnnlab.config.errors import invalid
 
-CELLS = ("scratch", "concat", "torch")  # rnnlab.models.cells: ScratchRNN, ConcatRNN, TorchRNN
-NONLINEARITIES = ("tanh", "relu")  # torch.tanh, torch.relu
+CELLS = ("scratch", "concat", "torch")  # rnnlab.models.cells.CELLS: ScratchRNN, ...
+NONLINEARITIES = ("tanh", "relu")  # rnnlab.models.cells.ACTIVATIONS: torch.tanh, torch.relu
 READOUTS = ("linear", "concat")  # rnnlab.models.forecaster: LinearReadout, ConcatReadout
 READOUT_ACTIVATIONS = ("identity", "tanh")  # nn.Identity, nn.Tanh
-INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.initialize
+INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.INITS
 LOSS_MODES = ("last", "every")  # the final step of the window only, or every step
 SCHEDULERS = ("cosine", "none")  # CosineAnnealingLR over trainer.max_epochs, or a constant lr
 SPLIT_NAMES = ("train", "val", "test")  # in time order
-DATASETS = ("sincos", "adding")  # rnnlab.data.tasks: SinCosDataModule, AddingDataModule
+DATASETS = ("sincos", "adding")  # rnnlab.data.tasks.DATAMODULES, schema.DATA_SCHEMAS
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla")  # lightning.Trainer's
+
+#: Keys that choose a preset of other keys' values (conf/sweep/, conf/study/,
+#: conf/hparams_search/): they describe no job, so no job's directory name or factors show them.
+PRESETS = ("sweep", "study", "hparams_search")
+#: Top-level keys with no effect on what a job trains or on its results (``hydra``: where and
+#: how jobs run). Jobs that differ only in these and ``seed`` train the same networks: a sweep
+#: may not give them one seed (rnnlab.config.checks), the analysis pools them into one
+#: configuration (rnnlab.analysis.groups), a job's directory name leaves them out
+#: (rnnlab.config.hydra_setup.unnamed_keys), and a resumed run may change them
+#: (rnnlab.config.resume).
+NO_EFFECT = ("hydra", "resume", "logger", "threads")
 
 T = TypeVar("T")
 
@@ -31,12 +45,28 @@ def check_choice(key: str, value: Any, allowed: Sequence[str]) -> None:
         raise invalid(key, value, "one of: " + ", ".join(allowed))
 
 
+def lookup(key: str, value: Any, options: Mapping[str, T]) -> T:
+    """``options[value]``, where ``options`` maps the allowed names to what they build (its keys
+    are one of the tuples above); else the same one-line error as :func:`check_choice`, for
+    Python callers (a run's config was checked once, by rnnlab.config.checks)."""
+    try:
+        return options[value]
+    except (KeyError, TypeError):  # TypeError: an unhashable value, a list
+        raise invalid(key, value, "one of: " + ", ".join(options)) from None
+
+
 def pick(key: str, value: str, allowed: Sequence[str], options: Sequence[T]) -> T:
     """The option for ``value``, where ``options`` line up with ``allowed``; one error for all."""
     check_choice(key, value, allowed)
     if len(options) != len(allowed):
         raise TypeError(f"{key}: {len(options)} options for {len(allowed)} choices")
     return options[list(allowed).index(value)]
+
+
+def has_effect(key: str) -> bool:
+    """Whether a config key (``model.lr``, ``logger.figures``, ``threads``) can change results:
+    it is not one of :data:`NO_EFFECT` nor below one."""
+    return key.split(".", 1)[0] not in NO_EFFECT
 
 
 def split_sizes(n_points: int, splits: Sequence[float]) -> list[int]:

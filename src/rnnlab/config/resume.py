@@ -17,14 +17,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from rnnlab.config import choices
 from rnnlab.config.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
 KEY = "resume"
-#: What a resumed run may change: how long and how it trains, not what it trains.
-CHANGEABLE = ("trainer", "threads", "logger")
+#: What a resumed run may change: how long and how it trains (``trainer``), and the keys
+#: without effect on results; not what it trains.
+CHANGEABLE = ("trainer", *choices.NO_EFFECT)
+#: The changeable keys a user types (``hydra`` and ``resume`` itself go without saying).
+_TYPED = ", ".join(k for k in CHANGEABLE if k not in ("hydra", KEY))
 
 
 def last_checkpoint(run_dir: Path) -> Path:
@@ -71,10 +75,10 @@ def expand_resume(argv: list[str]) -> list[str]:
     saved_overrides = [str(o) for o in OmegaConf.load(saved)]
     new = [a for a in argv if "=" in a and not a.startswith("-") and _key(a) != KEY]
     for arg in new:
-        if arg not in saved_overrides and _key(arg).split(".")[0] not in (*CHANGEABLE, "hydra"):
+        if arg not in saved_overrides and _key(arg).split(".")[0] not in CHANGEABLE:
             raise ConfigError(
                 f"resume={raw} cannot change {arg}: a resumed run keeps its model, data and seed "
-                f"(only {', '.join(CHANGEABLE)} may change); start a new run instead"
+                f"(only {_TYPED} may change); start a new run instead"
             )
     new_keys = {_key(a) for a in new}
     replayed = [o for o in saved_overrides if _key(o) not in new_keys]
@@ -107,7 +111,7 @@ class ResumePoint:
 def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> ResumePoint | None:
     """The checkpoint ``trainer.fit`` resumes from (None for a fresh run), after checking that
     it was made by this run's model, data and seed."""
-    if cfg.get(KEY) is None:
+    if cfg[KEY] is None:
         return None
     import torch
 
@@ -119,14 +123,14 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> ResumePoint | None:
         raise ConfigError(f"resume={resume_dir} must run in that directory, not in {run_dir}")
     saved_cfg = resume_dir / ".hydra" / "config.yaml"
     if saved_cfg.is_file():
-        keep = [k for k in cfg if k not in (*CHANGEABLE, KEY)]
+        keep = [k for k in cfg if k not in CHANGEABLE]
         old = OmegaConf.to_container(OmegaConf.load(saved_cfg), resolve=True)
         new = OmegaConf.to_container(cfg, resolve=True)
         changed = _differences({k: old.get(k) for k in keep}, {k: new.get(k) for k in keep}, "")
         if changed:
             raise ConfigError(
                 f"resume={resume_dir} cannot change {changed[0]}: a resumed run keeps its model, "
-                f"data and seed (only {', '.join(CHANGEABLE)} may change); start a new run instead"
+                f"data and seed (only {_TYPED} may change); start a new run instead"
             )
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     wanted = OmegaConf.to_container(cfg.model, resolve=True)

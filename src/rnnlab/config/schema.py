@@ -1,12 +1,16 @@
-"""The config schema: every key, its type and what it means, in one place.
+"""The config schema: every key, its type, its default and what it means, in one place.
 
-Registered in Hydra's ConfigStore as ``schema`` (listed first in conf/config.yaml's defaults),
-so a wrong type or a misspelled key fails while Hydra composes; values come from conf/. The
-``help`` of each field is what ``python train.py --help`` prints. Torch-free.
+Registered in Hydra's ConfigStore (:func:`register`): ``schema``, listed first in
+conf/config.yaml's defaults, so a wrong type or a misspelled key fails while Hydra composes;
+each task's schema as the option ``data=<task>`` and the logger's as ``logger=tensorboard``.
+conf/ holds only what an option changes (conf/model/concat.yaml: its cell and readout;
+conf/data/sincos_noisy.yaml: the noise). The ``help`` of each field and its default are what
+``python train.py --help`` prints. Torch-free.
 """
 
 from __future__ import annotations
 
+from dataclasses import MISSING as NO_DEFAULT
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
@@ -17,7 +21,8 @@ from rnnlab.config import choices
 
 
 def key(help: str, default: Any = MISSING) -> Any:
-    """A schema field; its value is set in conf/, its meaning here (``metadata["help"]``)."""
+    """A schema field: its meaning (``metadata["help"]``) and its default, written together.
+    Without a default (MISSING) an option of conf/ sets the value (``model.cell``)."""
     return field(default=default, metadata={"help": help})
 
 
@@ -27,75 +32,88 @@ def _one_of(allowed: tuple[str, ...]) -> str:
 
 @dataclass
 class SinCosDataConfig:
-    """conf/data/sincos.yaml: ``[sin, cos]`` windows (rnnlab.data.tasks.SinCosDataModule)."""
+    """``data=sincos``: ``[sin(x), cos(x)]`` on ``x = linspace(0, x_end, n_points)``; predict the
+    next point from ``seq_len`` points (rnnlab.data.tasks.SinCosDataModule)."""
 
-    name: str = key("the task, set by data=...: predict the next [sin, cos] point")
-    n_points: int = key("points of the series, x = linspace(0, x_end, n_points)")
-    x_end: float = key("end of the x range")
-    seq_len: int = key("window length L: predict point t+1 from points t-L+1..t")
-    noise_std: float = key("std of Gaussian noise added to the series (0: none)")
-    splits: list[float] = field(
-        default=MISSING,
-        metadata={"help": "train/val/test fractions, in time order; no window crosses one"},
+    name: str = key("the task, set by data=...: predict the next [sin, cos] point", "sincos")
+    n_points: int = key("points of the series, x = linspace(0, x_end, n_points)", 1000)
+    x_end: float = key("end of the x range", 100.0)
+    seq_len: int = key("window length L: predict point t+1 from points t-L+1..t", 4)
+    noise_std: float = key("std of Gaussian noise added to the series (0: none)", 0.0)
+    splits: list[float] = key(  # noqa: RUF009  (a tuple: one default, never shared and changed)
+        "train/val/test fractions, in time order; no window crosses one", (0.8, 0.1, 0.1)
     )
-    batch_size: int = key("windows per training batch")
-    shuffle: bool = key("shuffle the training windows every epoch")
+    batch_size: int = key("windows per training batch", 32)
+    shuffle: bool = key("shuffle the training windows every epoch", True)
 
 
 @dataclass
 class AddingDataConfig:
-    """conf/data/adding.yaml: the adding problem (rnnlab.data.tasks.AddingDataModule)."""
+    """``data=adding``: the adding problem (Hochreiter & Schmidhuber 1997;
+    rnnlab.data.tasks.AddingDataModule). Two input channels, a value from U(0, 1) and a marker
+    at two positions (one in each half, as Le et al. 2015 place them); the target is the sum of
+    the two marked values, scored at the last step. Predicting the mean, 1, scores 1/6."""
 
-    name: str = key("the task, set by data=...: the sum of the two marked values")
-    seq_len: int = key("sequence length, and so how far apart the two marked values can be")
-    n_train: int = key("training sequences (a fixed set drawn from seed)")
-    n_val: int = key("validation sequences")
-    n_test: int = key("test sequences")
-    batch_size: int = key("sequences per training batch")
-    shuffle: bool = key("shuffle the training sequences every epoch")
+    name: str = key("the task, set by data=...: the sum of the two marked values", "adding")
+    seq_len: int = key("sequence length, and so how far apart the two marked values can be", 50)
+    n_train: int = key("training sequences (a fixed set drawn from seed)", 10000)
+    n_val: int = key("validation sequences", 1000)
+    n_test: int = key("test sequences", 1000)
+    batch_size: int = key("sequences per training batch", 32)
+    shuffle: bool = key("shuffle the training sequences every epoch", True)
 
 
-#: The schema of each of ``choices.DATASETS``, in the same order.
-DATA_SCHEMAS = (SinCosDataConfig, AddingDataConfig)
+#: The schema of each of ``choices.DATASETS`` (``data.name``).
+DATA_SCHEMAS: dict[str, type] = {"sincos": SinCosDataConfig, "adding": AddingDataConfig}
 
 
 def data_schema(name: str) -> type:
     """The schema of the task ``data.name`` (``sincos``, ``adding``)."""
-    return choices.pick("data", name, choices.DATASETS, DATA_SCHEMAS)
+    return choices.lookup("data", name, DATA_SCHEMAS)
 
 
 @dataclass
 class ModelConfig:
-    """conf/model/*.yaml: the keyword arguments of rnnlab.models.forecaster.Forecaster."""
+    """``model=<cell>``: the keyword arguments of rnnlab.models.forecaster.Forecaster, whose
+    defaults are these. conf/model/<cell>.yaml sets the cell and what differs for it."""
 
     cell: str = key(f"the recurrent cell: {_one_of(choices.CELLS)} (set by model=...)")
     init: str = key(
         f"initial weights: {_one_of(choices.INITS)}; torch: nn.RNN's U(+-1/sqrt(H)) for every "
-        "cell; native: each cell's own layers' defaults; identity: IRNN; orthogonal W_hh"
+        "cell; native: each cell's own layers' defaults; identity: IRNN; orthogonal W_hh",
+        "torch",
     )
-    hidden_size: int = key("hidden units per layer")
-    num_layers: int = key("stacked recurrent layers")
-    nonlinearity: str = key(f"the cell's activation: {_one_of(choices.NONLINEARITIES)}")
+    hidden_size: int = key("hidden units per layer", 32)
+    num_layers: int = key("stacked recurrent layers", 1)
+    nonlinearity: str = key(f"the cell's activation: {_one_of(choices.NONLINEARITIES)}", "tanh")
     readout: str = key(
-        f"{_one_of(choices.READOUTS)}: W h_t, or the concat cell's act(W [h_(t-1), x_t])"
+        f"{_one_of(choices.READOUTS)}: W h_t, or the concat cell's act(W [h_(t-1), x_t])",
+        "linear",
     )
     readout_activation: str = key(
-        f"activation of the readout: {_one_of(choices.READOUT_ACTIVATIONS)}"
+        f"activation of the readout: {_one_of(choices.READOUT_ACTIVATIONS)}", "identity"
     )
-    loss: str = key(f"{_one_of(choices.LOSS_MODES)}: loss on the final step, or on every step")
-    lr: float = key("Adam's learning rate")
-    weight_decay: float = key("Adam's weight decay")
-    scheduler: str = key(f"learning-rate schedule: {_one_of(choices.SCHEDULERS)}")
-    compile: bool = key("torch.compile the time step of the Python-loop cells (slower on CPU)")
+    loss: str = key(
+        f"{_one_of(choices.LOSS_MODES)}: loss on the final step, or on every step", "last"
+    )
+    lr: float = key("Adam's learning rate", 0.01)
+    weight_decay: float = key("Adam's weight decay", 0.0)
+    scheduler: str = key(f"learning-rate schedule: {_one_of(choices.SCHEDULERS)}", "cosine")
+    compile: bool = key(
+        "torch.compile the time step of the Python-loop cells (slower on CPU)", False
+    )
 
 
 @dataclass
 class LoggerConfig:
-    """conf/logger/tensorboard.yaml: what rnnlab writes to TensorBoard beyond Lightning."""
+    """``logger=tensorboard``: what rnnlab writes beyond Lightning. TensorBoard events go to
+    <job dir>/tb/, figures also to <job dir>/figures/*.png."""
 
-    figures: bool = key("draw the figures after testing (false: about 0.5 s less per job)")
-    histograms: bool = key("weight and gradient histograms every epoch")
-    figures_every_n_epochs: int = key("also draw the forecast figures every N epochs (0: never)")
+    figures: bool = key("draw the figures after testing (false: about 0.5 s less per job)", True)
+    histograms: bool = key("weight and gradient histograms every epoch", False)
+    figures_every_n_epochs: int = key(
+        "also draw the forecast figures every N epochs (0: never)", 0
+    )
     rollout_steps: Optional[int] = key(  # noqa: UP045  (OmegaConf does not read `int | None`)
         "steps of the rollout figure (null: the whole test split)", None
     )
@@ -105,7 +123,7 @@ class LoggerConfig:
 class Config:
     """The whole task config."""
 
-    # typed by the chosen task's schema (DATA_SCHEMAS), which conf/data/<task>.yaml lists first
+    # typed by the chosen task's schema (DATA_SCHEMAS), the option data=<task>
     data: Any = MISSING
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: dict[str, Any] = field(
@@ -113,23 +131,26 @@ class Config:
         metadata={"help": "lightning.Trainer arguments (conf/trainer/); add: +trainer.KEY=VALUE"},
     )
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    seed: int = key("seeds Python, NumPy, torch and the data order")
+    seed: int = key("seeds Python, NumPy, torch and the data order", 0)
     replicas: int = key(
-        "networks trained together in this job, seeds seed .. seed+replicas-1 (one batched network)"
+        "networks trained together in this job, seeds seed .. seed+replicas-1 (one batched "
+        "network)",
+        1,
     )
-    threads: int = key("torch threads per job (one is fastest for models this small)")
+    threads: int = key("torch threads per job (one is fastest for models this small)", 1)
     resume: Optional[str] = key(  # noqa: UP045  (OmegaConf does not read `str | None`)
         "resume=<run dir>: continue a stopped run from its last checkpoint", None
     )
 
 
 def register() -> None:
-    """Put the schema in Hydra's ConfigStore as ``schema``, and each task's as
-    ``schema/data/<task>`` (idempotent)."""
+    """Put the schema in Hydra's ConfigStore as ``schema``, each task's as the option
+    ``data=<task>`` and the logger's as ``logger=tensorboard`` (idempotent)."""
     store = ConfigStore.instance()
     store.store(name="schema", node=Config)
-    for name, node in zip(choices.DATASETS, DATA_SCHEMAS, strict=True):
-        store.store(group="schema/data", name=name, node=node)
+    for name, node in DATA_SCHEMAS.items():
+        store.store(group="data", name=name, node=node)
+    store.store(group="logger", name="tensorboard", node=LoggerConfig)
 
 
 def _node(path: str, dataset: str = choices.DATASETS[0]) -> Any:
@@ -155,6 +176,15 @@ def help_of(path: str, dataset: str = choices.DATASETS[0]) -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in fields(_node(path, dataset))}
 
 
+def defaults_of(path: str, dataset: str = choices.DATASETS[0]) -> dict[str, Any]:
+    """``{key: default}`` of the section at ``path``, for the keys that have one."""
+    return {
+        f.name: f.default
+        for f in fields(_node(path, dataset))
+        if f.default is not NO_DEFAULT and f.default != MISSING
+    }
+
+
 #: Sections whose keys the schema fixes (``trainer`` stays open to any Trainer argument).
 CLOSED_SECTIONS = tuple(name for name in keys("") if _node(name) is not None)
 
@@ -165,7 +195,7 @@ def expected_type(dotted: str) -> str | None:
     """What the schema expects at ``dotted`` ("data.seq_len", "data.splits[0]"), in words."""
     section, _, name = dotted.rpartition(".")
     name, _, index = name.partition("[")
-    schemas = DATA_SCHEMAS if section == "data" else (_node(section),)
+    schemas = tuple(DATA_SCHEMAS.values()) if section == "data" else (_node(section),)
     types = {f.name: str(f.type) for s in reversed(schemas) if s for f in fields(s)}
     hint = types.get(name, "")
     if index and hint.startswith("list["):

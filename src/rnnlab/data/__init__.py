@@ -2,6 +2,7 @@
 
 ``tasks``: ``make_windows`` and the DataModules of the sin/cos and adding tasks (and of replicas,
 each seed's data served together); ``baselines``: persistence's partners computed from the
-data (least squares, the mean predictor). A new task is a DataModule in ``tasks`` and a
-``conf/data/<name>.yaml`` with its schema in ``rnnlab.config.schema``.
+data (least squares, the mean predictor). A new task is a DataModule in ``tasks`` (in its
+``DATAMODULES``), its schema (keys, defaults, help) in ``rnnlab.config.schema`` and its name in
+``rnnlab.config.choices``.
 """

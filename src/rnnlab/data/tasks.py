@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from rnnlab.config.choices import SPLIT_NAMES, split_bounds
+from rnnlab.config.schema import AddingDataConfig, Config, SinCosDataConfig
 
 
 def make_windows(series: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,7 +65,7 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 class WindowBatches(Sampler[torch.Tensor]):
     """Yields whole batches of window indices, reshuffled per epoch (:func:`epoch_order`)."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int) -> None:
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.epoch = 0
 
@@ -132,14 +133,14 @@ class SinCosDataModule(WindowDataModule):
 
     def __init__(
         self,
-        seq_len: int = 4,
-        n_points: int = 1000,
-        x_end: float = 100.0,
-        noise_std: float = 0.0,
-        splits: Sequence[float] = (0.8, 0.1, 0.1),
-        batch_size: int = 32,
-        shuffle: bool = True,
-        seed: int = 0,
+        seq_len: int = SinCosDataConfig.seq_len,
+        n_points: int = SinCosDataConfig.n_points,
+        x_end: float = SinCosDataConfig.x_end,
+        noise_std: float = SinCosDataConfig.noise_std,
+        splits: Sequence[float] = SinCosDataConfig.splits,
+        batch_size: int = SinCosDataConfig.batch_size,
+        shuffle: bool = SinCosDataConfig.shuffle,
+        seed: int = Config.seed,
     ) -> None:
         super().__init__()
         self.seq_len, self.n_points, self.x_end = seq_len, n_points, x_end
@@ -210,13 +211,13 @@ class AddingDataModule(WindowDataModule):
 
     def __init__(
         self,
-        seq_len: int = 50,
-        n_train: int = 10000,
-        n_val: int = 1000,
-        n_test: int = 1000,
-        batch_size: int = 32,
-        shuffle: bool = True,
-        seed: int = 0,
+        seq_len: int = AddingDataConfig.seq_len,
+        n_train: int = AddingDataConfig.n_train,
+        n_val: int = AddingDataConfig.n_val,
+        n_test: int = AddingDataConfig.n_test,
+        batch_size: int = AddingDataConfig.batch_size,
+        shuffle: bool = AddingDataConfig.shuffle,
+        seed: int = Config.seed,
     ) -> None:
         super().__init__()
         _check_int("seq_len", seq_len, 2)
@@ -313,5 +314,8 @@ class ReplicaDataModule(WindowDataModule):
         return DataLoader(dataset, sampler=ReplicaBatches(samplers), batch_size=None, num_workers=0)
 
 
-#: The DataModule of each of ``choices.DATASETS``, in the same order.
-DATAMODULES: tuple[type[WindowDataModule], ...] = (SinCosDataModule, AddingDataModule)
+#: The DataModule of each of ``choices.DATASETS`` (``data.name``).
+DATAMODULES: dict[str, type[WindowDataModule]] = {
+    "sincos": SinCosDataModule,
+    "adding": AddingDataModule,
+}

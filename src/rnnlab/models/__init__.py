@@ -4,5 +4,5 @@
 initialisation schemes (``model.init``); ``forecaster``: the Forecaster LightningModule (a cell,
 a readout, a loss mode, the optimiser). Read these two first. ``replica_net`` and ``replicas``:
 ``replicas=R``, R seeds' networks stacked into one batched network, each exactly as its own run.
-A new cell goes in ``cells`` (and its name in ``rnnlab.config.choices``).
+A new cell goes in ``cells`` (and in its ``CELLS``), its name in ``rnnlab.config.choices``.
 """

@@ -21,11 +21,15 @@ from torch import nn
 
 from rnnlab.config import choices
 
+#: The function of each of ``choices.NONLINEARITIES``.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+}
+
 
 def _activation(nonlinearity: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``torch.tanh`` or ``torch.relu``: each allowed name is the name of its torch function."""
-    choices.check_choice("model.nonlinearity", nonlinearity, choices.NONLINEARITIES)
-    return getattr(torch, nonlinearity)
+    return choices.lookup("model.nonlinearity", nonlinearity, ACTIVATIONS)
 
 
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -293,43 +297,60 @@ class TorchRNN(Cell):
             param.copy_(w)
 
 
+def _uniform(generator: torch.Generator, hidden_size: int, *shape: int) -> torch.Tensor:
+    """nn.RNN's draw (its ``reset_parameters``): U(-1/sqrt(H), 1/sqrt(H))."""
+    bound = 1 / math.sqrt(hidden_size)
+    return torch.empty(shape).uniform_(-bound, bound, generator=generator)
+
+
+def _torch_layer(H: int, n_in: int, generator: torch.Generator) -> Weights:
+    """nn.RNN's own initialisation: every weight and bias from :func:`_uniform`."""
+    u = functools.partial(_uniform, generator, H)
+    return u(H, n_in), u(H, H), u(H), u(H)
+
+
+def _orthogonal_layer(H: int, n_in: int, generator: torch.Generator) -> Weights:
+    """nn.RNN's, with an orthogonal W_hh: all singular values 1, so the linear part neither
+    grows nor shrinks h (Saxe et al.)."""
+    u = functools.partial(_uniform, generator, H)
+    return u(H, n_in), nn.init.orthogonal_(torch.empty(H, H), generator=generator), u(H), u(H)
+
+
+def _identity_layer(H: int, n_in: int, generator: torch.Generator) -> Weights:
+    """IRNN (Le, Jaitly & Hinton 2015): at the start h_t ~= relu(h_{t-1}) = h_{t-1}, so the
+    state and its gradient pass through time unchanged until training says otherwise."""
+    w_ih = torch.empty(H, n_in).normal_(0, 0.001, generator=generator)
+    return w_ih, torch.eye(H), torch.zeros(H), torch.zeros(H)
+
+
+#: How each of ``choices.INITS`` draws one layer's (w_ih, w_hh, b_ih, b_hh) from its sizes and a
+#: generator; ``native`` (None) keeps each cell's constructor's draws (nn.Linear's or nn.RNN's).
+INITS: dict[str, Callable[[int, int, torch.Generator], Weights] | None] = {
+    "torch": _torch_layer,
+    "native": None,
+    "identity": _identity_layer,
+    "orthogonal": _orthogonal_layer,
+}
+
+
 def initialize(cell: Cell, scheme: str, generator: torch.Generator) -> None:
     """Re-draw ``cell``'s weights in place by ``scheme`` (``model.init``), from ``generator``.
 
     Every scheme is written in nn.RNN's layout and drawn in nn.RNN's order (per layer, layer 0
     first: w_ih, w_hh, b_ih, b_hh), so equal seeds give every cell the same function.
     """
-    choices.check_choice("model.init", scheme, choices.INITS)
-    if scheme == "native":
-        return  # each cell keeps its constructor's draws (nn.Linear's or nn.RNN's), as before
-    H = cell.hidden_size
-    bound = 1 / math.sqrt(H)  # nn.RNN's reset_parameters
-
-    def uniform(*shape: int) -> torch.Tensor:
-        return torch.empty(shape).uniform_(-bound, bound, generator=generator)
-
+    draw = choices.lookup("model.init", scheme, INITS)
+    if draw is None:
+        return
     for k in range(cell.num_layers):
-        n_in = cell.input_size if k == 0 else H
-        if scheme == "identity":
-            # IRNN (Le, Jaitly & Hinton 2015): at the start h_t ~= relu(h_{t-1}) = h_{t-1}, so
-            # the state and its gradient pass through time unchanged until training says otherwise
-            w_ih = torch.empty(H, n_in).normal_(0, 0.001, generator=generator)
-            w_hh, b_ih, b_hh = torch.eye(H), torch.zeros(H), torch.zeros(H)
-        else:
-            w_ih = uniform(H, n_in)
-            if scheme == "orthogonal":
-                # all singular values 1: the linear part neither grows nor shrinks h (Saxe et al.)
-                w_hh = nn.init.orthogonal_(torch.empty(H, H), generator=generator)
-            else:
-                w_hh = uniform(H, H)
-            b_ih, b_hh = uniform(H), uniform(H)
-        cell.set_layer_weights(k, w_ih, w_hh, b_ih, b_hh)
+        n_in = cell.input_size if k == 0 else cell.hidden_size
+        cell.set_layer_weights(k, *draw(cell.hidden_size, n_in, generator))
 
 
-#: The class of each of ``choices.CELLS``, in the same order.
-CELL_CLASSES: tuple[type[Cell], ...] = (ScratchRNN, ConcatRNN, TorchRNN)
+#: The class of each of ``choices.CELLS``.
+CELLS: dict[str, type[Cell]] = {"scratch": ScratchRNN, "concat": ConcatRNN, "torch": TorchRNN}
 
 
 def build_cell(name: str, *args: Any, **kwargs: Any) -> Cell:
     """Build a cell by its config name (``model.cell``); the rest are :class:`Cell`'s arguments."""
-    return choices.pick("model.cell", name, choices.CELLS, CELL_CLASSES)(*args, **kwargs)
+    return choices.lookup("model.cell", name, CELLS)(*args, **kwargs)

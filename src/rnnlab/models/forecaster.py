@@ -11,6 +11,7 @@ from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MinMet
 
 from rnnlab import metrics as M
 from rnnlab.config import choices
+from rnnlab.config.schema import ModelConfig
 from rnnlab.internals import CheapHookName
 from rnnlab.models.cells import build_cell, initialize
 
@@ -101,19 +102,19 @@ class Forecaster(CheapHookName, L.LightningModule):
 
     def __init__(
         self,
-        cell: str = "scratch",
+        cell: str,
         input_size: int = 2,
-        hidden_size: int = 32,
-        num_layers: int = 1,
-        nonlinearity: str = "tanh",
-        readout: str = "linear",
-        readout_activation: str = "identity",
-        loss: str = "last",
-        lr: float = 1e-2,
-        weight_decay: float = 0.0,
-        scheduler: str = "cosine",
-        compile: bool = False,
-        init: str = "native",
+        hidden_size: int = ModelConfig.hidden_size,
+        num_layers: int = ModelConfig.num_layers,
+        nonlinearity: str = ModelConfig.nonlinearity,
+        readout: str = ModelConfig.readout,
+        readout_activation: str = ModelConfig.readout_activation,
+        loss: str = ModelConfig.loss,
+        lr: float = ModelConfig.lr,
+        weight_decay: float = ModelConfig.weight_decay,
+        scheduler: str = ModelConfig.scheduler,
+        compile: bool = ModelConfig.compile,
+        init: str = ModelConfig.init,
         output_size: int | None = None,
     ) -> None:
         super().__init__()

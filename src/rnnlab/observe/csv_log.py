@@ -26,13 +26,15 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
+from rnnlab import internals
+
 #: The file, relative to the run directory.
 CSV_FILE = Path("csv") / ExperimentWriter.NAME_METRICS_FILE
 #: The columns that come first; the metrics follow in alphabetical order.
 FIRST = ("epoch", "step")
 
 
-class _EpochRows(ExperimentWriter):
+class _EpochRows(internals.KeepsEarlierCSV, ExperimentWriter):
     """Rows keyed by epoch (or by step outside an epoch), rewritten whole on every save: a run
     has tens of rows, and a new metric only adds a column."""
 
@@ -41,17 +43,18 @@ class _EpochRows(ExperimentWriter):
         self.rows: dict[tuple[str, int], dict[str, Any]] = {}
         super().__init__(log_dir)
 
-    def _check_log_dir_exists(self) -> None:
+    def kept_earlier_rows(self) -> bool:
+        """A resumed run goes on with the rows it has; a fresh run starts a fresh file."""
         path = Path(self.metrics_file_path)
         if not (self.resume and path.is_file()):
-            super()._check_log_dir_exists()  # a fresh run starts a fresh file
-            return
-        with path.open(newline="") as file:  # a resumed run goes on with the rows it has
+            return False
+        with path.open(newline="") as file:
             for row in csv.DictReader(file):
                 row = {k: int(v) if k in FIRST else float(v) for k, v in row.items() if v != ""}
                 epoch = row.get("epoch")
                 key = ("epoch", epoch) if epoch is not None else ("step", row["step"])
                 self.rows[key] = row
+        return True
 
     def keep_epochs_before(self, epoch: int) -> None:
         """After a resume from the end of epoch ``epoch - 1``: drop the rows of the epochs it
@@ -97,12 +100,9 @@ class EpochCSVLogger(CSVLogger):
 
     @property
     def experiment(self) -> _EpochRows:
-        if self._experiment is None:
-            if rank_zero_only.rank != 0:
-                return super().experiment  # Lightning's stand-in on the other ranks
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _EpochRows(self.log_dir, self.resume)
-        return self._experiment
+        if rank_zero_only.rank != 0:
+            return super().experiment  # Lightning's stand-in on the other ranks
+        return internals.csv_writer(self, lambda: _EpochRows(self.log_dir, self.resume))
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:

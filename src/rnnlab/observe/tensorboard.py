@@ -233,7 +233,7 @@ class GradientFlow(Callback):
     epochs, and for the tested checkpoint (drawing one costs about 0.1-0.3 s here, too much
     for every epoch by default). ``last`` holds the latest values."""
 
-    def __init__(self, figures: bool = True, every_n_epochs: int = 0) -> None:
+    def __init__(self, figures: bool, every_n_epochs: int) -> None:
         self.figures, self.every_n_epochs = figures, every_n_epochs
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last: dict[str, Any] = {}
@@ -351,9 +351,7 @@ class ForecastFigures(Callback):
     (TensorBoard only), to watch the rollout improve.
     """
 
-    def __init__(
-        self, figures_dir: Path, every_n_epochs: int = 0, rollout_steps: int | None = None
-    ) -> None:
+    def __init__(self, figures_dir: Path, every_n_epochs: int, rollout_steps: int | None) -> None:
         self.figures_dir = Path(figures_dir)
         self.every_n_epochs, self.rollout_steps = every_n_epochs, rollout_steps
 
@@ -397,21 +395,21 @@ class ForecastFigures(Callback):
 def tensorboard_callbacks(
     logger_cfg: Any, run_dir: Path, forecasting: bool = True, clip: float | None = None
 ) -> list[Callback]:
-    """The callbacks ``conf/logger/tensorboard.yaml`` asks for; the forecast figures only for a
+    """The callbacks the ``logger`` section asks for; the forecast figures only for a
     forecasting task (the adding problem has no rollout). ``clip``: the Trainer's
     ``gradient_clip_val``, to count the steps it clips."""
-    every = logger_cfg.get("figures_every_n_epochs", 0)
+    every = logger_cfg.figures_every_n_epochs
     callbacks: list[Callback] = [GradNormMonitor(clip), HiddenStateHealth()]
-    callbacks.append(GradientFlow(logger_cfg.get("figures", True), every))
-    if logger_cfg.get("figures", True) and forecasting:
+    callbacks.append(GradientFlow(logger_cfg.figures, every))
+    if logger_cfg.figures and forecasting:
         callbacks.append(
             ForecastFigures(
                 Path(run_dir) / "figures",
                 every_n_epochs=every,
-                rollout_steps=logger_cfg.get("rollout_steps"),
+                rollout_steps=logger_cfg.rollout_steps,
             )
         )
-    if logger_cfg.get("histograms", False):
+    if logger_cfg.histograms:
         callbacks.append(ParamHistograms())
     return callbacks
 
@@ -456,7 +454,7 @@ def hparams_of(cfg: DictConfig) -> tuple[dict[str, Any], set[str]]:
     params.update({f"model.{k}": v for k, v in OmegaConf.to_container(cfg.model).items()})
     params.update({f"data.{k}": v for k, v in OmegaConf.to_container(cfg.data).items()})
     params["seed"] = cfg.seed
-    params["replicas"] = cfg.get("replicas", 1)  # a replicas job's metrics are their means
+    params["replicas"] = cfg.replicas  # a replicas job's metrics are their means
     params.update({f"trainer.{k}": cfg.trainer.get(k) for k in ("max_epochs", "gradient_clip_val")})
     return params, command_line & set(params)
 

@@ -24,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import metrics as M
 from rnnlab.analysis import stats
-from rnnlab.config import choices
 from rnnlab.config.checks import validate
 from rnnlab.config.hydra_callbacks import is_basic_sweep
 from rnnlab.config.resume import checkpoint_to_resume, last_checkpoint
@@ -69,12 +68,12 @@ def quiet_known_warnings() -> None:
 
 def datamodule_class(cfg: DictConfig) -> type[WindowDataModule]:
     """The DataModule of the task ``data.name``."""
-    return choices.pick("data.name", cfg.data.name, choices.DATASETS, DATAMODULES)
+    return DATAMODULES[cfg.data.name]
 
 
 def replicas_of(cfg: DictConfig) -> int:
     """``replicas``: how many seeds, from ``seed`` on, this job trains together."""
-    return int(cfg.get("replicas", 1))
+    return int(cfg.replicas)
 
 
 def build_datamodule(cfg: DictConfig) -> WindowDataModule:
@@ -120,7 +119,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] 
     trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
     # TensorBoard first: trainer.logger, which the HParams session and rnnlab's figures use
     tb = TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)
-    csv_logger = EpochCSVLogger(run_dir, resume=cfg.get("resume") is not None)  # csv/metrics.csv
+    csv_logger = EpochCSVLogger(run_dir, resume=cfg.resume is not None)  # csv/metrics.csv
     every = [
         best_checkpoint(run_dir),  # first: trainer.checkpoint_callback, what testing loads
         last_epoch_checkpoint(run_dir),
@@ -406,7 +405,7 @@ def record_failure(cfg: DictConfig, run_dir: Path, err: Exception) -> dict[str, 
 def finished_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     """The record of a resumed run that already trained all its epochs and was tested, else
     None: resuming it again changes nothing (ask for more with ``trainer.max_epochs``)."""
-    if cfg.get("resume") is None or not last_checkpoint(run_dir).is_file():
+    if cfg.resume is None or not last_checkpoint(run_dir).is_file():
         return None
     try:
         record = json.loads((Path(run_dir) / METRICS_FILE).read_text())
