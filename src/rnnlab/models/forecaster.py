@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -13,9 +14,6 @@ from rnnlab import metrics as M
 from rnnlab.config import choices
 from rnnlab.internals import CheapHookName
 from rnnlab.models.cells import build_cell, initialize
-
-#: The module of each of ``choices.READOUT_ACTIVATIONS``, in the same order.
-READOUT_ACTIVATION_MODULES = (nn.Identity, nn.Tanh)
 
 # Evaluation metrics are updated per step and logged once per epoch: a per-step
 # ``self.log(name, metric)`` makes Lightning move the whole Metric to the device on every
@@ -42,9 +40,14 @@ class Diverged(RuntimeError):
         self.epoch, self.step, self.loss = epoch, step, loss
 
 
-def _readout_activation(name: str) -> nn.Module:
-    allowed = choices.READOUT_ACTIVATIONS
-    return choices.pick("model.readout_activation", name, allowed, READOUT_ACTIVATION_MODULES)()
+#: The module of each ``model.readout_activation``.
+READOUT_ACTIVATIONS: dict[str, type[nn.Module]] = {"identity": nn.Identity, "tanh": nn.Tanh}
+
+
+def _lookup(key: str, name: str, table: dict[str, Any]) -> Any:
+    """``table[name]``, or the one-line ConfigError that names ``key`` and the allowed names."""
+    choices.check_choice(key, name, list(table))
+    return table[name]
 
 
 class LinearReadout(nn.Module):
@@ -55,7 +58,7 @@ class LinearReadout(nn.Module):
     ) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size, output_size)
-        self.act = _readout_activation(activation)
+        self.act = _lookup("model.readout_activation", activation, READOUT_ACTIVATIONS)()
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return self.act(self.linear(self.features(x, h_prev, h)))
@@ -74,7 +77,7 @@ class ConcatReadout(nn.Module):
     ) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size + input_size, output_size)
-        self.act = _readout_activation(activation)
+        self.act = _lookup("model.readout_activation", activation, READOUT_ACTIVATIONS)()
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return self.act(self.linear(self.features(x, h_prev, h)))
@@ -83,6 +86,60 @@ class ConcatReadout(nn.Module):
     def features(x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """What the Linear reads: ``[h_{t-1}, x_t]``."""
         return torch.cat([h_prev, x], dim=-1)
+
+
+#: The readout of each ``model.readout``.
+READOUTS: dict[str, type[LinearReadout | ConcatReadout]] = {
+    "linear": LinearReadout,
+    "concat": ConcatReadout,
+}
+
+Readout = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def read_out(readout: Readout, x: torch.Tensor, h: torch.Tensor, last_only: bool) -> torch.Tensor:
+    """Per-step predictions from the inputs ``x`` and hidden states ``h`` (time on dimension -2,
+    any leading dimensions): ``readout(x_t, h_{t-1}, h_t)`` at every step, ``h_0`` being zero;
+    with ``last_only`` the final step's only, time kept as a dimension of size 1."""
+    if last_only:
+        h_prev = h[..., -2, :] if h.shape[-2] > 1 else torch.zeros_like(h[..., -1, :])
+        return readout(x[..., -1, :], h_prev, h[..., -1, :]).unsqueeze(-2)
+    h_prev = torch.cat([torch.zeros_like(h[..., :1, :]), h[..., :-1, :]], dim=-2)
+    return readout(x, h_prev, h)
+
+
+@torch.no_grad()
+def feed_back(
+    predict: Callable[..., torch.Tensor], context: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """``steps`` predictions, each fed back as the next input: every one sees the last ``L``
+    points of the window, exactly as in training (time on dimension -2, any leading dimensions;
+    ``predict(window, last_only=True)`` is a Forecaster's ``forward``)."""
+    window, preds = context, []
+    for _ in range(steps):
+        nxt = predict(window, last_only=True)
+        preds.append(nxt)
+        window = torch.cat([window[..., 1:, :], nxt], dim=-2)
+    return torch.cat(preds, dim=-2)
+
+
+class EpochLoss:
+    """The mean training loss of the epoch so far, ``train/loss``: each batch's loss weighted by
+    its size. One number per network: a 0-d tensor, or ``(R,)`` for replicas."""
+
+    def __init__(self, shape: tuple[int, ...] = ()) -> None:
+        self.shape = shape
+        self.reset()
+
+    def reset(self, device: torch.device | str | None = None) -> None:
+        self.total, self.count = torch.zeros(self.shape, device=device), 0
+
+    def add(self, loss: torch.Tensor, n: int) -> None:
+        self.total = self.total + loss * n
+        self.count += n
+
+    def mean(self) -> torch.Tensor:
+        return self.total / max(self.count, 1)
 
 
 def _last(t: torch.Tensor) -> torch.Tensor:
@@ -125,9 +182,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         # rnnlab.models.cells.initialize checks the scheme's name.
         init_seed = None if init == "native" else int(torch.randint(2**62, ()).item())
         self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity, compile)
-        readout_cls = choices.pick(
-            "model.readout", readout, choices.READOUTS, (LinearReadout, ConcatReadout)
-        )
+        readout_cls = _lookup("model.readout", readout, READOUTS)
         self.readout = readout_cls(hidden_size, input_size, output_size, readout_activation)
         if init_seed is not None:
             self._initialize(init, torch.Generator().manual_seed(init_seed))
@@ -141,8 +196,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         self.val_persistence = MeanSquaredError()
         self.test_mse, self.test_mae = MeanSquaredError(), MeanAbsoluteError()
         self.test_persistence = MeanSquaredError()
-        self._train_loss_sum = torch.zeros(())
-        self._train_count = 0
+        self._train_loss = EpochLoss()
 
     def _initialize(self, scheme: str, generator: torch.Generator) -> None:
         """Re-draw the cell (``scheme``, rnnlab.models.cells.initialize) and then the readout
@@ -167,26 +221,12 @@ class Forecaster(CheapHookName, L.LightningModule):
         ``last_only`` returns only the final step's, as ``(B, 1, C)``: all that the last-step
         loss, the metrics and the rollout need, without running the readout over every step.
         """
-        h, _ = self.cell(x)
-        if last_only:
-            h_prev = h[:, -2] if h.shape[1] > 1 else torch.zeros_like(h[:, -1])
-            return self.readout(x[:, -1], h_prev, h[:, -1]).unsqueeze(1)
-        h_prev = torch.cat([h.new_zeros(h.shape[0], 1, h.shape[2]), h[:, :-1]], dim=1)
-        return self.readout(x, h_prev, h)
+        return read_out(self.readout, x, self.hidden(x), last_only)
 
-    @torch.no_grad()
     def rollout(self, context: torch.Tensor, steps: int) -> torch.Tensor:
-        """Forecast ``steps`` points ahead, feeding predictions back as inputs.
-
-        Each prediction sees the last ``L`` points, exactly as in training.
-        """
-        window = context
-        preds = []
-        for _ in range(steps):
-            nxt = self(window, last_only=True)
-            preds.append(nxt)
-            window = torch.cat([window[:, 1:], nxt], dim=1)
-        return torch.cat(preds, dim=1)
+        """Forecast ``steps`` points ahead from ``context`` ``(B, L, C)``, feeding predictions
+        back as inputs (:func:`feed_back`): ``(B, steps, C)``."""
+        return feed_back(self, context, steps)
 
     def loss_fn(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.hparams.loss == "last":
@@ -198,8 +238,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         x, y = batch
         loss = self.loss_fn(self(x, last_only=self.hparams.loss == "last"), y)
         self._raise_if_diverged(loss)
-        self._train_loss_sum = self._train_loss_sum + loss.detach() * len(x)
-        self._train_count += len(x)
+        self._train_loss.add(loss.detach(), len(x))
         return loss
 
     def _raise_if_diverged(self, loss: torch.Tensor) -> None:
@@ -210,12 +249,11 @@ class Forecaster(CheapHookName, L.LightningModule):
             raise Diverged(self.current_epoch, self.global_step, loss.item())
 
     def on_train_epoch_start(self) -> None:
-        self._train_loss_sum = torch.zeros((), device=self.device)
-        self._train_count = 0
+        self._train_loss.reset(self.device)
 
     def epoch_train_loss(self) -> torch.Tensor:
         """The mean training loss of the epoch so far (``train/loss`` at the epoch's end)."""
-        return self._train_loss_sum / max(self._train_count, 1)
+        return self._train_loss.mean()
 
     def on_train_epoch_end(self) -> None:
         # Logged once per epoch: per-step self.log costs more than the step itself here.
@@ -274,15 +312,16 @@ class Forecaster(CheapHookName, L.LightningModule):
         return optimizer_and_schedule(self.parameters(), self.hparams, self.trainer.max_epochs)
 
 
-def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) -> Any:
+def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) -> dict[str, Any]:
     """Adam with ``model.lr`` and ``model.weight_decay``, and ``model.scheduler``'s schedule
-    over ``max_epochs``: what ``configure_optimizers`` returns."""
+    over ``max_epochs``: what ``configure_optimizers`` returns (``optimizer``, and
+    ``lr_scheduler`` unless the scheduler is ``none``), also for loops without a Trainer."""
     # foreach: one kernel per update for all parameters; PyTorch's CPU default loops over
     # them in Python, about 10x slower for these few small tensors.
     optimizer = torch.optim.Adam(
         params, lr=hparams.lr, weight_decay=hparams.weight_decay, foreach=True
     )
     if hparams.scheduler == "none":  # choices.SCHEDULERS: cosine or none
-        return optimizer
+        return {"optimizer": optimizer}
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(max_epochs or 1, 1))
     return {"optimizer": optimizer, "lr_scheduler": scheduler}

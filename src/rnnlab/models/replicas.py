@@ -31,7 +31,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from rnnlab import metrics as M
 from rnnlab.internals import CheapHookName
-from rnnlab.models.forecaster import Diverged, Forecaster, optimizer_and_schedule
+from rnnlab.models.forecaster import Diverged, EpochLoss, Forecaster, optimizer_and_schedule
 from rnnlab.models.replica_net import ReplicaNet
 from rnnlab.observe.diagnostics import diagnose
 
@@ -120,8 +120,7 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
             MeanAbsoluteError(num_outputs=R),
         )
         self.test_persistence = MeanSquaredError(num_outputs=R)
-        self._train_loss_sum = torch.zeros(R)
-        self._train_count = 0
+        self._train_loss = EpochLoss((R,))
         self.last_val: dict[str, torch.Tensor] = {}
         self.test_values: dict[str, torch.Tensor] = {}
 
@@ -167,10 +166,7 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         losses = self._losses(self(x, last_only=self.forecaster_hparams["loss"] == "last"), y)
         self._freeze(~torch.isfinite(losses.detach()), "loss")
         alive = self.alive
-        self._train_loss_sum = (
-            self._train_loss_sum + torch.where(alive, losses.detach(), 0) * x.shape[1]
-        )
-        self._train_count += x.shape[1]
+        self._train_loss.add(torch.where(alive, losses.detach(), 0), x.shape[1])
         return torch.where(alive, losses, 0).sum()  # a dead replica's NaN does not reach the sum
 
     def _freeze(self, bad: torch.Tensor, what: str) -> None:
@@ -225,12 +221,11 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         }
 
     def on_train_epoch_start(self) -> None:
-        self._train_loss_sum = torch.zeros(self.replicas, device=self.device)
-        self._train_count = 0
+        self._train_loss.reset(self.device)
 
     def replica_train_losses(self) -> torch.Tensor:
         """Each replica's mean training loss of the epoch so far, ``(R,)``."""
-        return self._train_loss_sum / max(self._train_count, 1)
+        return self._train_loss.mean()
 
     def epoch_train_loss(self) -> torch.Tensor:
         """``train/loss``: the mean over the replicas still training."""

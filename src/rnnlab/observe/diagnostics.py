@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from rnnlab import metrics as M
+from rnnlab.models.cells import top_layer_states
+from rnnlab.models.forecaster import read_out
 
 
 def spectra(cell: nn.Module) -> dict[str, list[Any]]:
@@ -34,31 +36,20 @@ def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> lis
     """``||dL/dh_t||`` for every step t of the window, for the top layer's hidden state, where
     L is the MSE of the prediction at the last step (the last-step loss).
 
-    The window is run again step by step with the cell's own weights (``layer_weights``, in
-    nn.RNN's layout), keeping each ``h_t`` so that autograd can report the total derivative
-    through every later step, not only through the readout. The norm is over the batch and the
-    hidden units. For replicas (``(R, B, L, C)`` inputs, stacked weights) the result is one
-    such list per replica, from each replica's own loss.
+    The window is run again with the cell's own weights (``layer_weights``, in nn.RNN's
+    layout) by rnnlab.models.cells.top_layer_states, which keeps each ``h_t``, so that autograd
+    can report the total derivative through every later step, not only through the readout.
+    The norm is over the batch and the hidden units. For replicas (``(R, B, L, C)`` inputs,
+    stacked weights) the result is one such list per replica, from each replica's own loss.
     """
     cell = model.cell
-    inputs, states = x, []
+    # detached: the model's .grad stays untouched
+    layers = [cell.layer_weights(k) for k in range(cell.num_layers)]
     # Callers may sit in Lightning's no-grad or inference-mode evaluation loop.
     with torch.inference_mode(False), torch.enable_grad():
-        for k in range(cell.num_layers):
-            w_ih, w_hh, b_ih, b_hh = cell.layer_weights(k)  # detached: the model's .grad stays
-            b_ih, b_hh = b_ih.unsqueeze(-2), b_hh.unsqueeze(-2)  # over the batch
-            top = k == cell.num_layers - 1
-            # a zero start that requires grad puts the top layer's every h_t in the graph
-            h = x.new_zeros(*x.shape[:-2], cell.hidden_size).requires_grad_(top)
-            outputs = []
-            for x_t in inputs.unbind(-2):
-                h = cell.act(x_t @ w_ih.mT + b_ih + h @ w_hh.mT + b_hh)
-                outputs.append(h)
-            states = outputs
-            inputs = torch.stack(outputs, -2)
-        h_prev = states[-2] if len(states) > 1 else torch.zeros_like(states[-1])
-        prediction = model.readout(x[..., -1, :], h_prev, states[-1])
-        errors = nn.functional.mse_loss(prediction, y[..., -1, :], reduction="none")
+        states = top_layer_states(x, layers, cell.act, track=True)
+        prediction = read_out(model.readout, x, torch.stack(states, -2), last_only=True)
+        errors = nn.functional.mse_loss(prediction, y[..., -1:, :], reduction="none")
         # each replica's own loss; their sum keeps the replicas' gradients apart
         loss = errors.mean() if x.dim() == 3 else errors.flatten(1).mean(1).sum()
         # autograd.grad, not backward: the readout's .grad (mid-training) stays untouched.

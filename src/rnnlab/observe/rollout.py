@@ -15,7 +15,7 @@ import torch
 
 from rnnlab.config.choices import SPLIT_NAMES
 from rnnlab.data.tasks import SinCosDataModule
-from rnnlab.models.forecaster import Forecaster
+from rnnlab.models.forecaster import Forecaster, feed_back
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,7 @@ def replica_forecasts(model: Any, dm: Any, steps: int | None = None) -> list[For
     net.eval()
     try:
         one_step = net(inputs.to(model.device))[:, :, -1].cpu()
-        window, preds = inputs[:, :1].to(model.device), []
-        for _ in range(steps):
-            nxt = net(window, last_only=True)
-            preds.append(nxt)
-            window = torch.cat([window[:, :, 1:], nxt], dim=2)
-        rollout = torch.cat(preds, dim=2)[:, 0].cpu()
+        rollout = feed_back(net, inputs[:, :1].to(model.device), steps)[:, 0].cpu()
     finally:
         net.train(was_training)
     index = torch.arange(start + seq_len, start + seq_len + truth.shape[1])
