@@ -29,6 +29,7 @@ from rnnlab.bench.common import (
 )
 from rnnlab.config.choices import CELLS as CELL_NAMES
 from rnnlab.internals import CheapHookName
+from rnnlab.models import Networks
 from rnnlab.models.forecaster import Forecaster, optimizer_and_schedule
 from rnnlab.training.experiment import build_datamodule, build_model, build_trainer
 
@@ -45,8 +46,8 @@ class EmptyStep(CheapHookName, L.LightningModule):
     Forecaster's do (the same ``CheapHookName``).
 
     It validates just enough for the project's callbacks to run as in a real fit: ``val/mse``
-    for the checkpoints, ``cell``, ``readout``, ``hidden`` and ``hparams`` for the health and
-    gradient-flow callbacks.
+    for the checkpoints, ``hparams`` and, from its Forecaster, what the callbacks read of a
+    module (rnnlab.models.NetworkModule).
     """
 
     def __init__(self, forecaster: Forecaster) -> None:
@@ -55,16 +56,22 @@ class EmptyStep(CheapHookName, L.LightningModule):
         self.hparams.update(forecaster.hparams)
         self.val_mse = MeanSquaredError()
 
+    # what rnnlab's callbacks read of a module: its Forecaster's
     @property
-    def cell(self) -> torch.nn.Module:
-        return self.forecaster.cell
+    def alive(self) -> torch.Tensor:
+        return self.forecaster.alive
 
-    @property
-    def readout(self) -> torch.nn.Module:
-        return self.forecaster.readout
+    def epoch_train_loss(self) -> torch.Tensor:
+        return self.forecaster.epoch_train_loss()
+
+    def grad_norms(self) -> torch.Tensor:
+        return self.forecaster.grad_norms()
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         return self.forecaster.hidden(x)
+
+    def networks(self, tested: bool | torch.Tensor = False) -> Networks:
+        return self.forecaster.networks(tested)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         return empty_loss(self.forecaster)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MinMet
 from rnnlab import metrics as M
 from rnnlab.config import choices
 from rnnlab.internals import CheapHookName
+from rnnlab.models import NetworkEnd, Networks, Readout
 from rnnlab.models.cells import build_cell, initialize
 
 # Evaluation metrics are updated per step and logged once per epoch: a per-step
@@ -94,8 +96,6 @@ READOUTS: dict[str, type[LinearReadout | ConcatReadout]] = {
     "concat": ConcatReadout,
 }
 
-Readout = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
 
 def read_out(readout: Readout, x: torch.Tensor, h: torch.Tensor, last_only: bool) -> torch.Tensor:
     """Per-step predictions from the inputs ``x`` and hidden states ``h`` (time on dimension -2,
@@ -154,7 +154,12 @@ class Forecaster(CheapHookName, L.LightningModule):
     ``"every"`` on all steps.
     Validation and test metrics always score the final step, so both modes compare.
     ``compile=True`` runs the Python-loop cells' time step through ``torch.compile``.
+
+    A run of one network: what the job driver and the callbacks read of it
+    (rnnlab.models.NetworkModule) is at the end of the class.
     """
+
+    keeps_best_weights = False  # its best weights are the best checkpoint, which testing loads
 
     def __init__(
         self,
@@ -197,6 +202,8 @@ class Forecaster(CheapHookName, L.LightningModule):
         self.test_mse, self.test_mae = MeanSquaredError(), MeanAbsoluteError()
         self.test_persistence = MeanSquaredError()
         self._train_loss = EpochLoss()
+        self.val_values: dict[str, torch.Tensor] = {}  # the last validation's, and its best
+        self.test_values: dict[str, torch.Tensor] = {}
 
     def _initialize(self, scheme: str, generator: torch.Generator) -> None:
         """Re-draw the cell (``scheme``, rnnlab.models.cells.initialize) and then the readout
@@ -292,7 +299,9 @@ class Forecaster(CheapHookName, L.LightningModule):
         if self.trainer.sanity_checking:
             return
         self.val_mse_best(values[M.VAL_MSE])
-        self.log(M.VAL_MSE_BEST, self.val_mse_best.compute())
+        best = self.val_mse_best.compute()
+        self.log(M.VAL_MSE_BEST, best)
+        self.val_values = {**values, M.VAL_MSE_BEST: best}
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
@@ -306,10 +315,44 @@ class Forecaster(CheapHookName, L.LightningModule):
         self._reset_metrics(_TEST_METRICS)
 
     def on_test_epoch_end(self) -> None:
-        self._log_metrics(_TEST_METRICS)
+        self.test_values = self._log_metrics(_TEST_METRICS)
 
     def configure_optimizers(self):
         return optimizer_and_schedule(self.parameters(), self.hparams, self.trainer.max_epochs)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to save a model that is no longer finite: the run diverged here, and its last
+        checkpoint stays its last finite one. (The loss check in ``training_step`` sees a NaN
+        one step after the update that made it, and a finite training loss can still overflow
+        on the validation split.)"""
+        trainer = self.trainer
+        val_mse = trainer.callback_metrics.get(M.VAL_MSE)
+        if val_mse is not None and not torch.isfinite(val_mse):
+            raise Diverged(trainer.current_epoch, trainer.global_step, float(val_mse), M.VAL_MSE)
+        if not all(torch.isfinite(p).all() for p in self.parameters()):
+            raise Diverged(trainer.current_epoch, trainer.global_step, math.nan, "weights")
+
+    # -- the rest of what the job driver and the callbacks read (rnnlab.models.NetworkModule) --
+    @property
+    def alive(self) -> torch.Tensor:
+        """Its one network: a Forecaster stops the run (Diverged) rather than outlive it."""
+        return torch.ones(1, dtype=torch.bool, device=self.device)
+
+    def train_losses(self) -> torch.Tensor:
+        return self.epoch_train_loss()
+
+    def grad_norms(self) -> torch.Tensor:
+        """The total gradient norm over its parameters, before clipping."""
+        grads = [p.grad.reshape(-1) for p in self.parameters() if p.grad is not None]
+        return torch.linalg.vector_norm(torch.cat(grads))
+
+    def networks(self, tested: bool | torch.Tensor = False) -> Networks:
+        """Its own weights: after ``trainer.test(ckpt_path=...)``, the checkpoint tested."""
+        return Networks(self, self.cell, self.readout)
+
+    def network_ends(self, tested: bool) -> list[NetworkEnd]:
+        values = {**self.val_values, **(self.test_values if tested else {})}
+        return [NetworkEnd(values, tested=tested)]
 
 
 def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) -> dict[str, Any]:
