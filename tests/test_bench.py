@@ -3,25 +3,22 @@
 Behaviour only: timings are what ``python -m rnnlab.bench`` is for, never asserted here.
 """
 
-import copy
 import json
 import subprocess
 import sys
 
-import lightning as L
 import pytest
 import torch
 from conftest import ROOT
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.profilers import SimpleProfiler
 
 from rnnlab.bench.__main__ import main
 from rnnlab.bench.common import bare_trainer, checkout, targets
-from rnnlab.bench.loop import EmptyStep, optimizer_and_scheduler
+from rnnlab.bench.loop import EmptyStep
 from rnnlab.bench.replicas import replicas_override
 from rnnlab.models.cells import ConcatRNN, ScratchRNN
 from rnnlab.models.forecaster import Forecaster
-from rnnlab.training.experiment import build_datamodule, build_model, build_trainer
+from rnnlab.training.experiment import build_trainer
 
 
 @pytest.mark.slow  # a few real fits
@@ -151,48 +148,7 @@ def test_trainer_uses_the_no_op_profiler_unless_one_is_configured(compose_cfg, t
     assert isinstance(build_trainer(configured, tmp_path / "b").profiler, SimpleProfiler)
 
 
-def _optimizer_settings(optimizer, scheduler) -> tuple:
-    state = None if scheduler is None else scheduler.state_dict()
-    return type(optimizer), optimizer.state_dict()["param_groups"], type(scheduler), state
-
-
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        (),
-        ("model.lr=0.003", "model.weight_decay=0.1", "trainer.max_epochs=7"),
-        ("model.scheduler=none",),
-    ],
-)
-def test_plain_loop_optimizer_is_the_forecasters(compose_cfg, overrides):
-    """The plain loop (and the empty step) build the optimizer and schedule from the config:
-    they must be what Forecaster.configure_optimizers gives a real Trainer."""
-    cfg = compose_cfg(*overrides)
-    seen = {}
-
-    class Capture(Callback):
-        def on_fit_start(self, trainer, pl_module):
-            configs = trainer.lr_scheduler_configs
-            assert all(c.interval == "epoch" and c.frequency == 1 for c in configs)  # as plain
-            scheduler = configs[0].scheduler if configs else None
-            seen["trainer"] = copy.deepcopy(_optimizer_settings(trainer.optimizers[0], scheduler))
-
-    trainer = L.Trainer(
-        max_epochs=cfg.trainer.max_epochs,
-        max_steps=1,
-        limit_val_batches=0,
-        callbacks=[Capture()],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(build_model(cfg), datamodule=build_datamodule(cfg))
-    plain = optimizer_and_scheduler(cfg, build_model(cfg).parameters())
-    assert _optimizer_settings(*plain) == seen["trainer"]
-
-
-@pytest.mark.parametrize("make", [Forecaster, lambda **kw: EmptyStep(Forecaster(**kw), None)])
+@pytest.mark.parametrize("make", [Forecaster, lambda **kw: EmptyStep(Forecaster(**kw))])
 def test_fast_hook_name_attribute_stays_a_plain_attribute(make):
     model = make(cell="scratch", hidden_size=4)
     model._current_fx_name = "training_step"

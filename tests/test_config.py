@@ -162,6 +162,8 @@ def test_each_map_of_choices_has_exactly_the_allowed_names():
     assert tuple(cells.INITS) == choices.INITS
     assert tuple(data.DATAMODULES) == choices.DATASETS
     assert tuple(schema.DATA_SCHEMAS) == choices.DATASETS
+    assert tuple(model.READOUTS) == choices.READOUTS
+    assert tuple(model.READOUT_ACTIVATIONS) == choices.READOUT_ACTIVATIONS
 
 
 def test_a_name_outside_a_map_is_the_one_line_error():

@@ -52,7 +52,7 @@ def test_grad_norm_by_step_equals_an_independent_autograd_computation(
     )
     x, y = torch.randn(5, 7, 2), torch.randn(5, 7, 2)
     rng = torch.get_rng_state()
-    got = diagnostics.grad_norm_by_step(model, x, y)
+    got = diagnostics.grad_norm_by_step(model.cell, model.readout, x, y)
     assert torch.equal(torch.get_rng_state(), rng)  # builds nothing that would draw from it
     want = independent_grad_norms(model, x, y)
     assert len(got) == 7

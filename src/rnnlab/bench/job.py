@@ -92,7 +92,8 @@ def job_parts(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     def draw() -> float:
         start = time.perf_counter()
-        for fig in figures.final_figures(model, dm).values():
+        label = figures.run_label(model)
+        for fig in figures.final_figures(model, dm, label, [cfg.seed]).values():
             figures.to_png(fig)
         return time.perf_counter() - start
 
@@ -105,7 +106,7 @@ def job_parts(opts: argparse.Namespace, work: Path) -> dict[str, Any]:
     def diagnose(model: Any, batch: Any) -> Any:
         def fn() -> float:
             start = time.perf_counter()
-            diagnostics.diagnose(model, batch)
+            diagnostics.diagnose(model.networks(), batch)
             return time.perf_counter() - start
 
         return fn

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +29,9 @@ from rnnlab.bench.common import (
 )
 from rnnlab.config.choices import CELLS as CELL_NAMES
 from rnnlab.internals import CheapHookName
-from rnnlab.models.forecaster import Forecaster
+from rnnlab.models import Networks
+from rnnlab.models.forecaster import Forecaster, optimizer_and_schedule
 from rnnlab.training.experiment import build_datamodule, build_model, build_trainer
-
-
-def optimizer_and_scheduler(
-    cfg: DictConfig, params: Iterable[torch.nn.Parameter]
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """The optimizer and learning-rate schedule of a run, built from the config: this mirrors
-    ``Forecaster.configure_optimizers`` (tests/test_bench.py checks that the two agree), which
-    reads the epochs from its Trainer and so cannot be called without one."""
-    model = cfg.model
-    optimizer = torch.optim.Adam(params, lr=model.lr, weight_decay=model.weight_decay, foreach=True)
-    if model.scheduler == "none":
-        return optimizer, None
-    max_epochs = max(cfg.trainer.max_epochs or 1, 1)
-    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs)
 
 
 def empty_loss(model: Forecaster) -> torch.Tensor:
@@ -59,26 +46,32 @@ class EmptyStep(CheapHookName, L.LightningModule):
     Forecaster's do (the same ``CheapHookName``).
 
     It validates just enough for the project's callbacks to run as in a real fit: ``val/mse``
-    for the checkpoints, ``cell``, ``readout``, ``hidden`` and ``hparams`` for the health and
-    gradient-flow callbacks.
+    for the checkpoints, ``hparams`` and, from its Forecaster, what the callbacks read of a
+    module (rnnlab.models.NetworkModule).
     """
 
-    def __init__(self, forecaster: Forecaster, cfg: DictConfig) -> None:
+    def __init__(self, forecaster: Forecaster) -> None:
         super().__init__()
-        self.forecaster, self.cfg = forecaster, cfg
+        self.forecaster = forecaster
         self.hparams.update(forecaster.hparams)
         self.val_mse = MeanSquaredError()
 
+    # what rnnlab's callbacks read of a module: its Forecaster's
     @property
-    def cell(self) -> torch.nn.Module:
-        return self.forecaster.cell
+    def alive(self) -> torch.Tensor:
+        return self.forecaster.alive
 
-    @property
-    def readout(self) -> torch.nn.Module:
-        return self.forecaster.readout
+    def epoch_train_loss(self) -> torch.Tensor:
+        return self.forecaster.epoch_train_loss()
+
+    def grad_norms(self) -> torch.Tensor:
+        return self.forecaster.grad_norms()
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         return self.forecaster.hidden(x)
+
+    def networks(self, tested: bool | torch.Tensor = False) -> Networks:
+        return self.forecaster.networks(tested)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         return empty_loss(self.forecaster)
@@ -93,10 +86,7 @@ class EmptyStep(CheapHookName, L.LightningModule):
         self.val_mse.reset()
 
     def configure_optimizers(self):
-        optimizer, scheduler = optimizer_and_scheduler(self.cfg, self.parameters())
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return optimizer_and_schedule(self.parameters(), self.hparams, self.trainer.max_epochs)
 
 
 def project_fit(
@@ -107,7 +97,7 @@ def project_fit(
     L.seed_everything(cfg.seed, verbose=False)
     dm, model = build_datamodule(cfg), build_model(cfg)
     if empty:
-        model = EmptyStep(model, cfg)
+        model = EmptyStep(model)
     clock = StepClock()
     trainer = bare_trainer(cfg, [clock]) if bare else build_trainer(cfg, out_dir, [clock])
     start = time.perf_counter()
@@ -121,7 +111,9 @@ def plain_fit(cfg: DictConfig, device: str, empty: bool) -> tuple[float, int]:
     dm, model = build_datamodule(cfg), build_model(cfg).to(device)
     dm.setup("fit")
     epochs, clip = cfg.trainer.max_epochs, cfg.trainer.get("gradient_clip_val")
-    optimizer, scheduler = optimizer_and_scheduler(cfg, model.parameters())
+    # the optimizer and schedule that Forecaster.configure_optimizers gives the Trainer
+    configured = optimizer_and_schedule(model.parameters(), model.hparams, epochs)
+    optimizer, scheduler = configured["optimizer"], configured.get("lr_scheduler")
     loader, steps = dm.train_dataloader(), 0
     last_only = model.hparams.loss == "last"  # as training_step: the readout where the loss is
     model.train()

@@ -55,14 +55,6 @@ def lookup(key: str, value: Any, options: Mapping[str, T]) -> T:
         raise invalid(key, value, "one of: " + ", ".join(options)) from None
 
 
-def pick(key: str, value: str, allowed: Sequence[str], options: Sequence[T]) -> T:
-    """The option for ``value``, where ``options`` line up with ``allowed``; one error for all."""
-    check_choice(key, value, allowed)
-    if len(options) != len(allowed):
-        raise TypeError(f"{key}: {len(options)} options for {len(allowed)} choices")
-    return options[list(allowed).index(value)]
-
-
 def has_effect(key: str) -> bool:
     """Whether a config key (``model.lr``, ``logger.figures``, ``threads``) can change results:
     it is not one of :data:`NO_EFFECT` nor below one."""

@@ -14,6 +14,9 @@ Scored like the model: the last step of each window, squared error averaged over
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from rnnlab import metrics as M
@@ -54,3 +57,27 @@ def data_baselines(windows: dict[str, Windows], forecasting: bool) -> dict[str, 
     if not forecasting:
         values[M.MEAN_MSE] = mean_mse(windows["train"], windows["test"])
     return values
+
+
+def network_baselines(members: Sequence[Any]) -> list[dict[str, float]]:
+    """:func:`data_baselines` of each network's data (a DataModule's ``members``; none before
+    its data is set up), fit once for the networks with the first one's data (replicas of a
+    task that does not draw its data from the seed)."""
+    first = members[0]
+    if not first.windows:
+        return [{} for _ in members]
+    shared = data_baselines(first.windows, first.forecasting)
+    return [
+        shared
+        if member is first or _same_data(member.windows, first.windows)
+        else data_baselines(member.windows, member.forecasting)
+        for member in members
+    ]
+
+
+def _same_data(windows: dict[str, Windows], other: dict[str, Windows]) -> bool:
+    return windows.keys() == other.keys() and all(
+        torch.equal(a, b)
+        for split in windows
+        for a, b in zip(windows[split], other[split], strict=True)
+    )

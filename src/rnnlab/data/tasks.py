@@ -100,6 +100,12 @@ class WindowDataModule(L.LightningDataModule):
     seed: int
     windows: dict[str, tuple[torch.Tensor, torch.Tensor]]
 
+    @property
+    def members(self) -> list[WindowDataModule]:
+        """The DataModule of each network it serves, in order: itself (ReplicaDataModule serves
+        one per replica)."""
+        return [self]
+
     def transfer_batch_to_device(
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
@@ -289,12 +295,16 @@ class ReplicaDataModule(WindowDataModule):
 
     def __init__(self, members: Sequence[WindowDataModule]) -> None:
         super().__init__()
-        self.members = list(members)
+        self._members = list(members)
         first = self.members[0]
         self.channels, self.output_size = first.channels, first.output_size
         self.forecasting = first.forecasting
         self.batch_size, self.shuffle, self.seed = first.batch_size, first.shuffle, first.seed
         self.windows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def members(self) -> list[WindowDataModule]:
+        return self._members
 
     def setup(self, stage: str | None = None) -> None:
         if self.windows:

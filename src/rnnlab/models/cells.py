@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -35,6 +35,41 @@ def _activation(nonlinearity: str) -> Callable[[torch.Tensor], torch.Tensor]:
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def time_step(
+    x_t: torch.Tensor,
+    h: torch.Tensor,
+    w_hh_t: torch.Tensor,
+    act: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """One step of every cell: ``h_t = act(x_proj_t + h_{t-1} @ w_hh_t)``, the product and the
+    sum in one kernel (``addmm``; ``baddbmm`` for replicas stacked on a leading dimension,
+    rnnlab.models.replica_net)."""
+    mm_add = torch.addmm if h.dim() == 2 else torch.baddbmm
+    return act(mm_add(x_t, h, w_hh_t))
+
+
+def hidden_states(
+    x_proj: torch.Tensor,
+    h: torch.Tensor,
+    w_hh_t: torch.Tensor,
+    act: Callable[[torch.Tensor], torch.Tensor],
+    step: Step | None = None,
+) -> list[torch.Tensor]:
+    """``h_1 .. h_L``, one tensor per step, from the input projections ``x_proj`` ``(B, L, H)``
+    (``(R, B, L, H)`` for R replicas' stacked projections and ``(R, H, H)`` weights) and the
+    start ``h``.
+
+    The input projection is computed once for the whole sequence by the caller (:func:`project`);
+    iterating with ``unbind`` keeps each step's backward O(1) (indexing ``x[:, t]`` makes it
+    O(L)). ``step``, when given, computes one time step instead (the compiled path).
+    """
+    states = []
+    for x_t in x_proj.unbind(-2):
+        h = time_step(x_t, h, w_hh_t, act) if step is None else step(x_t, h, w_hh_t)
+        states.append(h)
+    return states
+
+
 def recur(
     x_proj: torch.Tensor,
     h: torch.Tensor,
@@ -42,30 +77,22 @@ def recur(
     act: Callable[[torch.Tensor], torch.Tensor],
     step: Step | None = None,
 ) -> torch.Tensor:
-    """Run ``h_t = act(x_proj_t + h_{t-1} @ w_hh_t)`` over time; returns ``(B, L, H)``
-    (``(R, B, L, H)`` for R replicas' stacked ``(R, B, L, H)`` projections and ``(R, H, H)``
-    weights).
-
-    The input projection is computed once for the whole sequence by the caller; iterating
-    with ``unbind`` keeps each step's backward O(1) (indexing ``x[:, t]`` makes it O(L)).
-    ``step``, when given, computes one time step instead (the compiled path).
-    """
-    outputs = []
-    for x_t in x_proj.unbind(-2):
-        h = act(_matmul_add(x_t, h, w_hh_t)) if step is None else step(x_t, h, w_hh_t)
-        outputs.append(h)
-    return torch.stack(outputs, -2)
+    """:func:`hidden_states` stacked over time: ``(B, L, H)``, or ``(R, B, L, H)``."""
+    return torch.stack(hidden_states(x_proj, h, w_hh_t, act, step), -2)
 
 
-def _matmul_add(bias: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``bias + h @ w`` in one kernel: ``addmm`` for one network, ``baddbmm`` for replicas
-    stacked on a leading dimension (rnnlab.models.replica_net)."""
-    return torch.addmm(bias, h, w) if h.dim() == 2 else torch.baddbmm(bias, h, w)
+def project(x: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x_t @ w_ih^T + bias`` for every step at once: ``(B, L, H)`` from ``(B, L, I)`` inputs
+    and ``(H, I)`` weights (``(R, B, L, H)`` from replicas' stacked ``(R, B, L, I)`` and
+    ``(R, H, I)``), one matrix product over all steps before the time loop."""
+    if x.dim() == 3:
+        return torch.addmm(bias, x.flatten(0, 1), w_ih.t()).view(*x.shape[:2], -1)
+    return torch.baddbmm(bias.unsqueeze(1), x.flatten(1, 2), w_ih.mT).view(*x.shape[:3], -1)
 
 
 @functools.cache
 def compiled_step(nonlinearity: str) -> Step:
-    """``torch.compile`` of one time step, shared by all cells with this nonlinearity.
+    """``torch.compile`` of :func:`time_step`, shared by all cells with this nonlinearity.
 
     Only the step is compiled: compiling the cell's forward would unroll the time loop, which
     takes tens of seconds per sequence length on CPU. Compilation happens on the first call.
@@ -73,7 +100,7 @@ def compiled_step(nonlinearity: str) -> Step:
     act = _activation(nonlinearity)
 
     def step(x_t: torch.Tensor, h: torch.Tensor, w_hh_t: torch.Tensor) -> torch.Tensor:
-        return act(_matmul_add(x_t, h, w_hh_t))
+        return time_step(x_t, h, w_hh_t, act)
 
     return torch.compile(step)
 
@@ -87,6 +114,33 @@ Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 def rnn_layer(rnn: nn.RNN, k: int) -> tuple[nn.Parameter, ...]:
     """nn.RNN's parameters of layer ``k``, in its order: weight_ih, weight_hh, bias_ih, bias_hh."""
     return tuple(getattr(rnn, f"{name}_l{k}") for name in _RNN_WEIGHTS)
+
+
+def top_layer_states(
+    x: torch.Tensor,
+    layers: Sequence[Weights],
+    act: Callable[[torch.Tensor], torch.Tensor],
+    step: Step | None = None,
+    track: bool = False,
+) -> list[torch.Tensor]:
+    """nn.RNN's function computed from its weights: the top layer's ``h_1 .. h_L`` (one tensor
+    per step) of the stack of ``layers`` (each ``(w_ih, w_hh, b_ih, b_hh)`` in nn.RNN's layout,
+    stacked ``(R, ...)`` with ``(R, B, L, I)`` inputs for replicas), run over ``x`` from zero.
+
+    What runs the cells' weights without the cells: replicas (rnnlab.models.replica_net) and the
+    gradient-flow diagnostics (rnnlab.observe.diagnostics). ``track``: the top layer starts
+    from a zero state that requires grad, which puts each of its ``h_t`` in autograd's graph
+    even when nothing else does (weights detached, inputs data).
+    """
+    states: list[torch.Tensor] = []
+    for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(layers):
+        if k:
+            x = torch.stack(states, -2)
+        h0 = x.new_zeros(*x.shape[:-2], w_hh.shape[-1])
+        if track and k == len(layers) - 1:
+            h0.requires_grad_()
+        states = hidden_states(project(x, w_ih, b_ih + b_hh), h0, w_hh.mT, act, step)
+    return states
 
 
 class Cell(nn.Module):
@@ -216,8 +270,7 @@ class ScratchRNN(_LoopRNN):
 
     def _project(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cell = self.layers[layer]
-        x_proj = torch.addmm(cell.ih.bias + cell.hh.bias, x.flatten(0, 1), cell.ih.weight.t())
-        return x_proj.view(*x.shape[:2], -1), cell.hh.weight.t()
+        return project(x, cell.ih.weight, cell.ih.bias + cell.hh.bias), cell.hh.weight.t()
 
     @classmethod
     def layout(cls, param: Callable[[str], torch.Tensor], k: int, hidden_size: int) -> Weights:
@@ -254,8 +307,7 @@ class ConcatRNN(_LoopRNN):
     def _project(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         linear = self.layers[layer]
         w_hh, w_ih = linear.weight.split([self.hidden_size, x.shape[-1]], dim=1)
-        x_proj = torch.addmm(linear.bias, x.flatten(0, 1), w_ih.t())
-        return x_proj.view(*x.shape[:2], -1), w_hh.t()
+        return project(x, w_ih, linear.bias), w_hh.t()
 
     @classmethod
     def layout(cls, param: Callable[[str], torch.Tensor], k: int, hidden_size: int) -> Weights:

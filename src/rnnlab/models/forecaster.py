@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -13,10 +15,8 @@ from rnnlab import metrics as M
 from rnnlab.config import choices
 from rnnlab.config.schema import ModelConfig
 from rnnlab.internals import CheapHookName
+from rnnlab.models import NetworkEnd, Networks, Readout
 from rnnlab.models.cells import build_cell, initialize
-
-#: The module of each of ``choices.READOUT_ACTIVATIONS``, in the same order.
-READOUT_ACTIVATION_MODULES = (nn.Identity, nn.Tanh)
 
 # Evaluation metrics are updated per step and logged once per epoch: a per-step
 # ``self.log(name, metric)`` makes Lightning move the whole Metric to the device on every
@@ -43,9 +43,8 @@ class Diverged(RuntimeError):
         self.epoch, self.step, self.loss = epoch, step, loss
 
 
-def _readout_activation(name: str) -> nn.Module:
-    allowed = choices.READOUT_ACTIVATIONS
-    return choices.pick("model.readout_activation", name, allowed, READOUT_ACTIVATION_MODULES)()
+#: The module of each ``model.readout_activation``.
+READOUT_ACTIVATIONS: dict[str, type[nn.Module]] = {"identity": nn.Identity, "tanh": nn.Tanh}
 
 
 class LinearReadout(nn.Module):
@@ -56,7 +55,7 @@ class LinearReadout(nn.Module):
     ) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size, output_size)
-        self.act = _readout_activation(activation)
+        self.act = choices.lookup("model.readout_activation", activation, READOUT_ACTIVATIONS)()
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return self.act(self.linear(self.features(x, h_prev, h)))
@@ -75,7 +74,7 @@ class ConcatReadout(nn.Module):
     ) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size + input_size, output_size)
-        self.act = _readout_activation(activation)
+        self.act = choices.lookup("model.readout_activation", activation, READOUT_ACTIVATIONS)()
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return self.act(self.linear(self.features(x, h_prev, h)))
@@ -84,6 +83,58 @@ class ConcatReadout(nn.Module):
     def features(x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """What the Linear reads: ``[h_{t-1}, x_t]``."""
         return torch.cat([h_prev, x], dim=-1)
+
+
+#: The readout of each ``model.readout``.
+READOUTS: dict[str, type[LinearReadout | ConcatReadout]] = {
+    "linear": LinearReadout,
+    "concat": ConcatReadout,
+}
+
+
+def read_out(readout: Readout, x: torch.Tensor, h: torch.Tensor, last_only: bool) -> torch.Tensor:
+    """Per-step predictions from the inputs ``x`` and hidden states ``h`` (time on dimension -2,
+    any leading dimensions): ``readout(x_t, h_{t-1}, h_t)`` at every step, ``h_0`` being zero;
+    with ``last_only`` the final step's only, time kept as a dimension of size 1."""
+    if last_only:
+        h_prev = h[..., -2, :] if h.shape[-2] > 1 else torch.zeros_like(h[..., -1, :])
+        return readout(x[..., -1, :], h_prev, h[..., -1, :]).unsqueeze(-2)
+    h_prev = torch.cat([torch.zeros_like(h[..., :1, :]), h[..., :-1, :]], dim=-2)
+    return readout(x, h_prev, h)
+
+
+@torch.no_grad()
+def feed_back(
+    predict: Callable[..., torch.Tensor], context: torch.Tensor, steps: int
+) -> torch.Tensor:
+    """``steps`` predictions, each fed back as the next input: every one sees the last ``L``
+    points of the window, exactly as in training (time on dimension -2, any leading dimensions;
+    ``predict(window, last_only=True)`` is a Forecaster's ``forward``)."""
+    window, preds = context, []
+    for _ in range(steps):
+        nxt = predict(window, last_only=True)
+        preds.append(nxt)
+        window = torch.cat([window[..., 1:, :], nxt], dim=-2)
+    return torch.cat(preds, dim=-2)
+
+
+class EpochLoss:
+    """The mean training loss of the epoch so far, ``train/loss``: each batch's loss weighted by
+    its size. One number per network: a 0-d tensor, or ``(R,)`` for replicas."""
+
+    def __init__(self, shape: tuple[int, ...] = ()) -> None:
+        self.shape = shape
+        self.reset()
+
+    def reset(self, device: torch.device | str | None = None) -> None:
+        self.total, self.count = torch.zeros(self.shape, device=device), 0
+
+    def add(self, loss: torch.Tensor, n: int) -> None:
+        self.total = self.total + loss * n
+        self.count += n
+
+    def mean(self) -> torch.Tensor:
+        return self.total / max(self.count, 1)
 
 
 def _last(t: torch.Tensor) -> torch.Tensor:
@@ -98,7 +149,12 @@ class Forecaster(CheapHookName, L.LightningModule):
     ``"every"`` on all steps.
     Validation and test metrics always score the final step, so both modes compare.
     ``compile=True`` runs the Python-loop cells' time step through ``torch.compile``.
+
+    A run of one network: what the job driver and the callbacks read of it
+    (rnnlab.models.NetworkModule) is at the end of the class.
     """
+
+    keeps_best_weights = False  # its best weights are the best checkpoint, which testing loads
 
     def __init__(
         self,
@@ -126,9 +182,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         # rnnlab.models.cells.initialize checks the scheme's name.
         init_seed = None if init == "native" else int(torch.randint(2**62, ()).item())
         self.cell = build_cell(cell, input_size, hidden_size, num_layers, nonlinearity, compile)
-        readout_cls = choices.pick(
-            "model.readout", readout, choices.READOUTS, (LinearReadout, ConcatReadout)
-        )
+        readout_cls = choices.lookup("model.readout", readout, READOUTS)
         self.readout = readout_cls(hidden_size, input_size, output_size, readout_activation)
         if init_seed is not None:
             self._initialize(init, torch.Generator().manual_seed(init_seed))
@@ -142,8 +196,9 @@ class Forecaster(CheapHookName, L.LightningModule):
         self.val_persistence = MeanSquaredError()
         self.test_mse, self.test_mae = MeanSquaredError(), MeanAbsoluteError()
         self.test_persistence = MeanSquaredError()
-        self._train_loss_sum = torch.zeros(())
-        self._train_count = 0
+        self._train_loss = EpochLoss()
+        self.val_values: dict[str, torch.Tensor] = {}  # the last validation's, and its best
+        self.test_values: dict[str, torch.Tensor] = {}
 
     def _initialize(self, scheme: str, generator: torch.Generator) -> None:
         """Re-draw the cell (``scheme``, rnnlab.models.cells.initialize) and then the readout
@@ -168,26 +223,12 @@ class Forecaster(CheapHookName, L.LightningModule):
         ``last_only`` returns only the final step's, as ``(B, 1, C)``: all that the last-step
         loss, the metrics and the rollout need, without running the readout over every step.
         """
-        h, _ = self.cell(x)
-        if last_only:
-            h_prev = h[:, -2] if h.shape[1] > 1 else torch.zeros_like(h[:, -1])
-            return self.readout(x[:, -1], h_prev, h[:, -1]).unsqueeze(1)
-        h_prev = torch.cat([h.new_zeros(h.shape[0], 1, h.shape[2]), h[:, :-1]], dim=1)
-        return self.readout(x, h_prev, h)
+        return read_out(self.readout, x, self.hidden(x), last_only)
 
-    @torch.no_grad()
     def rollout(self, context: torch.Tensor, steps: int) -> torch.Tensor:
-        """Forecast ``steps`` points ahead, feeding predictions back as inputs.
-
-        Each prediction sees the last ``L`` points, exactly as in training.
-        """
-        window = context
-        preds = []
-        for _ in range(steps):
-            nxt = self(window, last_only=True)
-            preds.append(nxt)
-            window = torch.cat([window[:, 1:], nxt], dim=1)
-        return torch.cat(preds, dim=1)
+        """Forecast ``steps`` points ahead from ``context`` ``(B, L, C)``, feeding predictions
+        back as inputs (:func:`feed_back`): ``(B, steps, C)``."""
+        return feed_back(self, context, steps)
 
     def loss_fn(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.hparams.loss == "last":
@@ -199,8 +240,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         x, y = batch
         loss = self.loss_fn(self(x, last_only=self.hparams.loss == "last"), y)
         self._raise_if_diverged(loss)
-        self._train_loss_sum = self._train_loss_sum + loss.detach() * len(x)
-        self._train_count += len(x)
+        self._train_loss.add(loss.detach(), len(x))
         return loss
 
     def _raise_if_diverged(self, loss: torch.Tensor) -> None:
@@ -211,12 +251,11 @@ class Forecaster(CheapHookName, L.LightningModule):
             raise Diverged(self.current_epoch, self.global_step, loss.item())
 
     def on_train_epoch_start(self) -> None:
-        self._train_loss_sum = torch.zeros((), device=self.device)
-        self._train_count = 0
+        self._train_loss.reset(self.device)
 
     def epoch_train_loss(self) -> torch.Tensor:
         """The mean training loss of the epoch so far (``train/loss`` at the epoch's end)."""
-        return self._train_loss_sum / max(self._train_count, 1)
+        return self._train_loss.mean()
 
     def on_train_epoch_end(self) -> None:
         # Logged once per epoch: per-step self.log costs more than the step itself here.
@@ -255,7 +294,9 @@ class Forecaster(CheapHookName, L.LightningModule):
         if self.trainer.sanity_checking:
             return
         self.val_mse_best(values[M.VAL_MSE])
-        self.log(M.VAL_MSE_BEST, self.val_mse_best.compute())
+        best = self.val_mse_best.compute()
+        self.log(M.VAL_MSE_BEST, best)
+        self.val_values = {**values, M.VAL_MSE_BEST: best}
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
@@ -269,21 +310,56 @@ class Forecaster(CheapHookName, L.LightningModule):
         self._reset_metrics(_TEST_METRICS)
 
     def on_test_epoch_end(self) -> None:
-        self._log_metrics(_TEST_METRICS)
+        self.test_values = self._log_metrics(_TEST_METRICS)
 
     def configure_optimizers(self):
         return optimizer_and_schedule(self.parameters(), self.hparams, self.trainer.max_epochs)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to save a model that is no longer finite: the run diverged here, and its last
+        checkpoint stays its last finite one. (The loss check in ``training_step`` sees a NaN
+        one step after the update that made it, and a finite training loss can still overflow
+        on the validation split.)"""
+        trainer = self.trainer
+        val_mse = trainer.callback_metrics.get(M.VAL_MSE)
+        if val_mse is not None and not torch.isfinite(val_mse):
+            raise Diverged(trainer.current_epoch, trainer.global_step, float(val_mse), M.VAL_MSE)
+        if not all(torch.isfinite(p).all() for p in self.parameters()):
+            raise Diverged(trainer.current_epoch, trainer.global_step, math.nan, "weights")
 
-def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) -> Any:
+    # -- the rest of what the job driver and the callbacks read (rnnlab.models.NetworkModule) --
+    @property
+    def alive(self) -> torch.Tensor:
+        """Its one network: a Forecaster stops the run (Diverged) rather than outlive it."""
+        return torch.ones(1, dtype=torch.bool, device=self.device)
+
+    def train_losses(self) -> torch.Tensor:
+        return self.epoch_train_loss()
+
+    def grad_norms(self) -> torch.Tensor:
+        """The total gradient norm over its parameters, before clipping."""
+        grads = [p.grad.reshape(-1) for p in self.parameters() if p.grad is not None]
+        return torch.linalg.vector_norm(torch.cat(grads))
+
+    def networks(self, tested: bool | torch.Tensor = False) -> Networks:
+        """Its own weights: after ``trainer.test(ckpt_path=...)``, the checkpoint tested."""
+        return Networks(self, self.cell, self.readout)
+
+    def network_ends(self, tested: bool) -> list[NetworkEnd]:
+        values = {**self.val_values, **(self.test_values if tested else {})}
+        return [NetworkEnd(values, tested=tested)]
+
+
+def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) -> dict[str, Any]:
     """Adam with ``model.lr`` and ``model.weight_decay``, and ``model.scheduler``'s schedule
-    over ``max_epochs``: what ``configure_optimizers`` returns."""
+    over ``max_epochs``: what ``configure_optimizers`` returns (``optimizer``, and
+    ``lr_scheduler`` unless the scheduler is ``none``), also for loops without a Trainer."""
     # foreach: one kernel per update for all parameters; PyTorch's CPU default loops over
     # them in Python, about 10x slower for these few small tensors.
     optimizer = torch.optim.Adam(
         params, lr=hparams.lr, weight_decay=hparams.weight_decay, foreach=True
     )
     if hparams.scheduler == "none":  # choices.SCHEDULERS: cosine or none
-        return optimizer
+        return {"optimizer": optimizer}
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(max_epochs or 1, 1))
     return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rnnlab.models.cells import Weights, compiled_step, recur
-from rnnlab.models.forecaster import ConcatReadout, Forecaster, LinearReadout
+from rnnlab.models.cells import Weights, compiled_step, top_layer_states
+from rnnlab.models.forecaster import READOUTS, Forecaster, read_out
 
 _SEP = "/"  # a parameter's name with "/" for "."  (module attribute names cannot hold ".")
 
@@ -46,7 +46,7 @@ class ReplicaNet(nn.Module):
         self.replicas = len(networks)
         self.cell_class = type(first.cell)
         self.readout_class = type(first.readout)
-        if self.readout_class not in (LinearReadout, ConcatReadout):
+        if self.readout_class not in READOUTS.values():
             raise TypeError(f"no batched readout for {self.readout_class.__name__}")
         cell = first.cell
         self.input_size, self.hidden_size = cell.input_size, cell.hidden_size
@@ -107,15 +107,11 @@ class ReplicaNet(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """The top layer's hidden states ``(R, B, L, H)`` for inputs ``(R, B, L, C)``."""
-        R, B = x.shape[:2]
-        for k in range(self.num_layers):
-            w_ih, w_hh, b_ih, b_hh = self.cell_class.layout(
-                lambda n: self.param(f"cell.{n}"), k, self.hidden_size
-            )
-            x_proj = torch.baddbmm((b_ih + b_hh).unsqueeze(1), x.flatten(1, 2), w_ih.mT)
-            h0 = x.new_zeros(R, B, self.hidden_size)
-            x = recur(x_proj.view(R, B, -1, self.hidden_size), h0, w_hh.mT, self.act, self.step)
-        return x
+        layers = [
+            self.cell_class.layout(lambda n: self.param(f"cell.{n}"), k, self.hidden_size)
+            for k in range(self.num_layers)
+        ]
+        return torch.stack(top_layer_states(x, layers, self.act, self.step), -2)
 
     def readout(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Every replica's readout (the Forecaster's ``readout(x, h_prev, h)``, stacked)."""
@@ -123,9 +119,4 @@ class ReplicaNet(nn.Module):
         return self.readout_act(self._linear(features, "readout.linear"))
 
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        h = self.hidden(x)
-        if last_only:
-            h_prev = h[:, :, -2] if h.shape[2] > 1 else torch.zeros_like(h[:, :, -1])
-            return self.readout(x[:, :, -1], h_prev, h[:, :, -1]).unsqueeze(2)
-        h_prev = torch.cat([torch.zeros_like(h[:, :, :1]), h[:, :, :-1]], dim=2)
-        return self.readout(x, h_prev, h)
+        return read_out(self.readout, x, self.hidden(x), last_only)

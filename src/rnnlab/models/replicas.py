@@ -31,9 +31,9 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from rnnlab import metrics as M
 from rnnlab.internals import CheapHookName
-from rnnlab.models.forecaster import Diverged, Forecaster, optimizer_and_schedule
+from rnnlab.models import NetworkEnd, Networks
+from rnnlab.models.forecaster import Diverged, EpochLoss, Forecaster, optimizer_and_schedule
 from rnnlab.models.replica_net import ReplicaNet
-from rnnlab.observe.diagnostics import diagnose
 
 
 def _columns(t: torch.Tensor) -> torch.Tensor:
@@ -52,44 +52,17 @@ def _build(seed: int, replicas: int, forecaster: dict[str, Any]) -> list[Forecas
     return networks
 
 
-class _Weights(nn.Module):
-    """Stacked weights seen as a model by rnnlab.observe.diagnostics: ``cell`` and ``readout``."""
-
-    def __init__(self, net: ReplicaNet) -> None:
-        super().__init__()
-        self.cell = net
-
-    def readout(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.cell.readout(x, h_prev, h)
-
-
-def replica_diagnostics(
-    model: ReplicaForecaster, best: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor]
-) -> list[dict[str, Any]]:
-    """Each replica's final diagnostics (rnnlab.observe.diagnostics.diagnose), in one batched pass:
-    of
-    its best-validation weights where ``best`` (R booleans: the tested replicas), else of its
-    last weights."""
-    weights = copy.deepcopy(model.best)
-    weights.copy_rows(model.net, ~best)
-    found = diagnose(_Weights(weights), batch)
-    per_layer = (M.SPECTRAL_RADIUS, M.SIGMA_MAX)
-    return [
-        {
-            **{name: [layer[r] for layer in found[name]] for name in per_layer},
-            M.GRAD_NORM_BY_STEP: found[M.GRAD_NORM_BY_STEP][r],
-        }
-        for r in range(model.replicas)
-    ]
-
-
 class ReplicaForecaster(CheapHookName, L.LightningModule):
     """``replicas`` Forecasters of seeds ``seed ..``, trained and tested as one module.
 
     Batches are ``(R, B, L, C)``, replica r's at ``[r]`` (rnnlab.data.tasks.ReplicaDataModule). What
     Lightning logs (and checkpoints monitor) is the mean over the replicas still training; the
     per-replica values go to TensorBoard runs ``tb/replica_<r>`` (rnnlab.observe.tensorboard).
+    What the job driver and the callbacks read of it (rnnlab.models.NetworkModule) is
+    at the end of the class.
     """
+
+    keeps_best_weights = True  # ``best``: each replica's, in every checkpoint; testing reads it
 
     def __init__(self, replicas: int = 2, seed: int = 0, **forecaster: Any) -> None:
         super().__init__()
@@ -120,9 +93,8 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
             MeanAbsoluteError(num_outputs=R),
         )
         self.test_persistence = MeanSquaredError(num_outputs=R)
-        self._train_loss_sum = torch.zeros(R)
-        self._train_count = 0
-        self.last_val: dict[str, torch.Tensor] = {}
+        self._train_loss = EpochLoss((R,))
+        self.val_values: dict[str, torch.Tensor] = {}
         self.test_values: dict[str, torch.Tensor] = {}
 
     @property
@@ -132,14 +104,6 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
     @property
     def seeds(self) -> list[int]:
         return [self.hparams.seed + r for r in range(self.replicas)]
-
-    # What rnnlab.observe.diagnostics and the health callback read: the stacked cells and readouts.
-    @property
-    def cell(self) -> ReplicaNet:
-        return self.net
-
-    def readout(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.net.readout(x, h_prev, h)
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """Top-layer hidden states ``(R, B, L, H)``."""
@@ -167,10 +131,7 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         losses = self._losses(self(x, last_only=self.forecaster_hparams["loss"] == "last"), y)
         self._freeze(~torch.isfinite(losses.detach()), "loss")
         alive = self.alive
-        self._train_loss_sum = (
-            self._train_loss_sum + torch.where(alive, losses.detach(), 0) * x.shape[1]
-        )
-        self._train_count += x.shape[1]
+        self._train_loss.add(torch.where(alive, losses.detach(), 0), x.shape[1])
         return torch.where(alive, losses, 0).sum()  # a dead replica's NaN does not reach the sum
 
     def _freeze(self, bad: torch.Tensor, what: str) -> None:
@@ -225,16 +186,15 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         }
 
     def on_train_epoch_start(self) -> None:
-        self._train_loss_sum = torch.zeros(self.replicas, device=self.device)
-        self._train_count = 0
+        self._train_loss.reset(self.device)
 
-    def replica_train_losses(self) -> torch.Tensor:
+    def train_losses(self) -> torch.Tensor:
         """Each replica's mean training loss of the epoch so far, ``(R,)``."""
-        return self._train_loss_sum / max(self._train_count, 1)
+        return self._train_loss.mean()
 
     def epoch_train_loss(self) -> torch.Tensor:
         """``train/loss``: the mean over the replicas still training."""
-        return self.mean_alive(self.replica_train_losses())
+        return self.mean_alive(self.train_losses())
 
     def on_train_epoch_end(self) -> None:
         # the means through Lightning; each replica's by rnnlab.observe.tensorboard.ReplicaBoards
@@ -278,12 +238,12 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         self.best.copy_rows(self.net, improved)
         values[M.VAL_MSE_BEST] = self.best_val_mse.clone()
         # each replica's latest values while it trained (what ReplicaBoards logs)
-        self.last_val = {
-            k: torch.where(self.alive, v, self.last_val[k]) if k in self.last_val else v.clone()
+        self.val_values = {
+            k: torch.where(self.alive, v, self.val_values[k]) if k in self.val_values else v.clone()
             for k, v in values.items()
         }
         self.log_dict({k: self.mean_alive(v) for k, v in values.items()}, sync_dist=True)
-        # a single run's FiniteCheckpoints refuses to save such a model: it diverged here
+        # a Forecaster refuses to save such a model (it diverged there); a replica is frozen
         finite = torch.stack([p.isfinite().flatten(1).all(1) for p in self.net.parameters()])
         self._freeze(~torch.isfinite(val), M.VAL_MSE)
         self._freeze(~finite.all(0), "weights")
@@ -313,8 +273,43 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["replicas_diverged_what"] = dict(self.diverged_what)
-        checkpoint["replicas_last_val"] = {k: v.cpu() for k, v in self.last_val.items()}
+        checkpoint["replicas_last_val"] = {k: v.cpu() for k, v in self.val_values.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.diverged_what = dict(checkpoint.get("replicas_diverged_what", {}))
-        self.last_val = dict(checkpoint.get("replicas_last_val", {}))
+        self.val_values = dict(checkpoint.get("replicas_last_val", {}))
+
+    # -- the rest of what the job driver and the callbacks read (rnnlab.models.NetworkModule) --
+    def grad_norms(self) -> torch.Tensor:
+        """Each replica's total gradient norm, ``(R,)``."""
+        return self.net.grad_norms()
+
+    def networks(self, tested: bool | torch.Tensor = False) -> Networks:
+        """The stacked weights: where ``tested``, each replica's best-validation weights (what
+        its test scored), else its current ones (a frozen replica's: those it diverged with)."""
+        tested = torch.as_tensor(tested, device=self.device).expand(self.replicas)
+        net = self.net
+        if tested.all():
+            net = self.best
+        elif tested.any():
+            net = copy.deepcopy(self.best)
+            net.copy_rows(self.net, ~tested)
+        return Networks(net, net, net.readout)
+
+    def network_ends(self, tested: bool) -> list[NetworkEnd]:
+        ends = []
+        for r in range(self.replicas):
+            values: dict[str, Any] = {k: v[r] for k, v in self.val_values.items()}
+            values[M.VAL_MSE_BEST] = self.best_val_mse[r]
+            alive = bool(self.alive[r])
+            if tested and alive:  # its best-validation weights' test (test_step)
+                values |= {k: v[r] for k, v in self.test_values.items()}
+            diverged = None
+            if not alive:
+                diverged = {
+                    "error": f"{self.diverged_what.get(r, 'loss')} stopped being finite",
+                    "diverged_epoch": int(self.diverged_epoch[r]),
+                    "diverged_step": int(self.diverged_step[r]),
+                }
+            ends.append(NetworkEnd(values, tested=tested and alive, diverged=diverged))
+        return ends

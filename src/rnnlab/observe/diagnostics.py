@@ -17,48 +17,41 @@ import torch
 from torch import nn
 
 from rnnlab import metrics as M
+from rnnlab.models import Networks, Readout
+from rnnlab.models.cells import top_layer_states
+from rnnlab.models.forecaster import read_out
 
 
-def spectra(cell: nn.Module) -> dict[str, list[Any]]:
-    """Spectral radius and largest singular value of each layer's ``W_hh`` (float64); for
-    replicas (stacked ``(R, H, H)`` weights) each layer's entry is a list of R values."""
+def spectra(layers: Any) -> dict[str, list[Any]]:
+    """Spectral radius and largest singular value of each layer's ``W_hh`` (float64), from a
+    cell (``num_layers`` and ``layer_weights(k)``, in nn.RNN's layout); for replicas (stacked
+    ``(R, H, H)`` weights) each layer's entry is a list of R values."""
     radius, sigma = [], []
-    for k in range(cell.num_layers):
-        w = cell.layer_weights(k)[1].double().cpu()  # W_hh, in nn.RNN's layout
+    for k in range(layers.num_layers):
+        w = layers.layer_weights(k)[1].double().cpu()  # W_hh, in nn.RNN's layout
         radius.append(torch.linalg.eigvals(w).abs().amax(-1).tolist())
         sigma.append(torch.linalg.matrix_norm(w, ord=2).tolist())
     return {M.SPECTRAL_RADIUS: radius, M.SIGMA_MAX: sigma}
 
 
-def grad_norm_by_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Any]:
+def grad_norm_by_step(layers: Any, readout: Readout, x: torch.Tensor, y: torch.Tensor) -> list[Any]:
     """``||dL/dh_t||`` for every step t of the window, for the top layer's hidden state, where
     L is the MSE of the prediction at the last step (the last-step loss).
 
-    The window is run again step by step with the cell's own weights (``layer_weights``, in
-    nn.RNN's layout), keeping each ``h_t`` so that autograd can report the total derivative
-    through every later step, not only through the readout. The norm is over the batch and the
-    hidden units. For replicas (``(R, B, L, C)`` inputs, stacked weights) the result is one
-    such list per replica, from each replica's own loss.
+    The window is run again with the cell's own weights (``layers``: ``num_layers``, ``act``,
+    ``layer_weights(k)`` in nn.RNN's layout) by rnnlab.models.cells.top_layer_states, which
+    keeps each ``h_t``, so that autograd can report the total derivative through every later
+    step, not only through the readout. The norm is over the batch and the hidden units. For
+    replicas (``(R, B, L, C)`` inputs, stacked weights) the result is one such list per
+    replica, from each replica's own loss.
     """
-    cell = model.cell
-    inputs, states = x, []
+    # detached: the model's .grad stays untouched
+    weights = [layers.layer_weights(k) for k in range(layers.num_layers)]
     # Callers may sit in Lightning's no-grad or inference-mode evaluation loop.
     with torch.inference_mode(False), torch.enable_grad():
-        for k in range(cell.num_layers):
-            w_ih, w_hh, b_ih, b_hh = cell.layer_weights(k)  # detached: the model's .grad stays
-            b_ih, b_hh = b_ih.unsqueeze(-2), b_hh.unsqueeze(-2)  # over the batch
-            top = k == cell.num_layers - 1
-            # a zero start that requires grad puts the top layer's every h_t in the graph
-            h = x.new_zeros(*x.shape[:-2], cell.hidden_size).requires_grad_(top)
-            outputs = []
-            for x_t in inputs.unbind(-2):
-                h = cell.act(x_t @ w_ih.mT + b_ih + h @ w_hh.mT + b_hh)
-                outputs.append(h)
-            states = outputs
-            inputs = torch.stack(outputs, -2)
-        h_prev = states[-2] if len(states) > 1 else torch.zeros_like(states[-1])
-        prediction = model.readout(x[..., -1, :], h_prev, states[-1])
-        errors = nn.functional.mse_loss(prediction, y[..., -1, :], reduction="none")
+        states = top_layer_states(x, weights, layers.act, track=True)
+        prediction = read_out(readout, x, torch.stack(states, -2), last_only=True)
+        errors = nn.functional.mse_loss(prediction, y[..., -1:, :], reduction="none")
         # each replica's own loss; their sum keeps the replicas' gradients apart
         loss = errors.mean() if x.dim() == 3 else errors.flatten(1).mean(1).sum()
         # autograd.grad, not backward: the readout's .grad (mid-training) stays untouched.
@@ -87,12 +80,20 @@ def clipping_stats(norms: torch.Tensor, clip: float | None) -> dict[str, float]:
     return {M.CLIPPED_FRACTION: clipped, M.GRAD_NORM_P50: p50, M.GRAD_NORM_P90: p90}
 
 
-def diagnose(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
-    """The model's diagnostics on a batch: spectra and gradient flow."""
-    was_training = model.training
-    model.eval()
-    try:
-        norms = grad_norm_by_step(model, *batch)
-    finally:
-        model.train(was_training)
-    return {**spectra(model.cell), M.GRAD_NORM_BY_STEP: norms}
+def diagnose(networks: Networks, batch: tuple[torch.Tensor, torch.Tensor]) -> list[dict[str, Any]]:
+    """Each network's diagnostics on a batch (a module's own batch: ``(R, B, L, C)`` for
+    replicas, row r replica r's): its spectra and gradient flow."""
+    found = {
+        **spectra(networks.layers),
+        M.GRAD_NORM_BY_STEP: grad_norm_by_step(networks.layers, networks.readout, *batch),
+    }
+    if batch[0].dim() == 3:  # one network
+        return [found]
+    per_layer = (M.SPECTRAL_RADIUS, M.SIGMA_MAX)
+    return [
+        {
+            **{name: [layer[r] for layer in found[name]] for name in per_layer},
+            M.GRAD_NORM_BY_STEP: norms,
+        }
+        for r, norms in enumerate(found[M.GRAD_NORM_BY_STEP])
+    ]

@@ -8,6 +8,7 @@ GUI backend or global figure registry is involved and nothing needs closing.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -16,10 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from rnnlab.config.choices import SPLIT_NAMES
-from rnnlab.data.tasks import ReplicaDataModule, SinCosDataModule
-from rnnlab.models.forecaster import Forecaster
-from rnnlab.models.replicas import ReplicaForecaster
-from rnnlab.observe.rollout import Forecasts, forecast_test_split, replica_forecasts
+from rnnlab.observe.rollout import Forecasts, forecasts
 
 CHANNELS = ("sin", "cos")
 SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
@@ -29,11 +27,17 @@ SIZE = (9.0, 4.5)
 DPI = 100
 
 
-def run_label(model: Forecaster) -> str:
+def run_label(model: Any) -> str:
     """The run a figure belongs to, for its title: cell, activation and size."""
     hp = model.hparams
     layers = f" x {hp.num_layers} layers" if hp.num_layers > 1 else ""
     return f"{hp.cell} cell, {hp.nonlinearity}, hidden {hp.hidden_size}{layers}, loss={hp.loss}"
+
+
+def job_label(model: Any, seeds: Sequence[int]) -> str:
+    """:func:`run_label`, and how many replicas a job of several trains."""
+    label = run_label(model)
+    return label if len(seeds) == 1 else f"{label}, {len(seeds)} replicas"
 
 
 def _figure(
@@ -132,16 +136,16 @@ def _median_in_range(ax: Axes, x: Any, rows: torch.Tensor, color: str, **style: 
     ax.semilogy(x, rows.median(0).values, color=color, label="median", **style)
 
 
-def grad_flow_figure(norms: list[Any], label: str = "", when: str = "") -> Figure:
-    """``||dL/dh_t||`` against t, log scale: how much of the last step's loss gradient reaches
-    each step of the window (vanishing gradients fall away to the left). For replicas (one
-    list per replica) the median across them, inside the band from the lowest to the highest."""
+def grad_flow_figure(norms: list[list[float]], label: str = "", when: str = "") -> Figure:
+    """``||dL/dh_t||`` against t, log scale (one list per network): how much of the last
+    step's loss gradient reaches each step of the window (vanishing gradients fall away to the
+    left). For several networks the median across them, inside the band from the lowest to the
+    highest."""
     fig, ax = _figure(
         f"gradient reaching each step of the window, {when}", label, "||dL/dh_t||", "t (step)"
     )
     # a step with no gradient at all (the concat readout reads h_{t-1}, not h_t) is left out
-    rows = norms if isinstance(norms[0], list) else [norms]
-    per_step = torch.tensor(rows, dtype=torch.float64)
+    per_step = torch.tensor(norms, dtype=torch.float64)
     per_step = per_step.where(per_step > 0, torch.nan)
     steps = range(1, per_step.shape[1] + 1)
     if len(per_step) > 1:
@@ -153,24 +157,7 @@ def grad_flow_figure(norms: list[Any], label: str = "", when: str = "") -> Figur
     return fig
 
 
-def forecast_figures(fc: Forecasts, label: str = "") -> dict[str, Figure]:
-    """The figures that change as the model trains, by name."""
-    return {
-        "predictions": predictions_figure(fc, label),
-        "rollout": rollout_figure(fc, label),
-        "rollout_error": rollout_error_figure(fc, label),
-    }
-
-
-def final_figures(
-    model: Forecaster, dm: SinCosDataModule, rollout_steps: int | None = None
-) -> dict[str, Figure]:
-    """The figures of a finished run, by name: the data and the forecast figures."""
-    fc, label = forecast_test_split(model, dm, rollout_steps), run_label(model)
-    return {"data": data_figure(dm.series, dm.bounds, label), **forecast_figures(fc, label)}
-
-
-def replica_rollout_figure(fcs: list[Forecasts], label: str = "") -> Figure:
+def replica_rollout_figure(fcs: Sequence[Forecasts], label: str = "") -> Figure:
     """Every replica's rollout from the first test window, against the truth."""
     k = len(fcs[0].rollout)
     mses = torch.tensor([fc.rollout_errors.mean().item() for fc in fcs])
@@ -197,7 +184,7 @@ def replica_rollout_figure(fcs: list[Forecasts], label: str = "") -> Figure:
     return fig
 
 
-def replica_rollout_error_figure(fcs: list[Forecasts], label: str = "") -> Figure:
+def replica_rollout_error_figure(fcs: Sequence[Forecasts], label: str = "") -> Figure:
     """The rollout's squared error against horizon: the replicas' median inside their range."""
     errors = torch.stack([fc.rollout_errors for fc in fcs]).double()
     median = errors.mean(1).median().item()
@@ -211,18 +198,39 @@ def replica_rollout_error_figure(fcs: list[Forecasts], label: str = "") -> Figur
     return fig
 
 
-def replica_final_figures(
-    model: ReplicaForecaster, dm: ReplicaDataModule, rollout_steps: int | None = None
-) -> dict[str, Figure]:
-    """The figures of a finished replicas job: the first replica's data, and every replica's
-    rollout (of its best-validation weights) and rollout error."""
-    fcs = replica_forecasts(model, dm, rollout_steps)
-    label = f"{run_label(model)}, {model.replicas} replicas"
-    first = dm.members[0]
+def forecast_figures(fcs: Sequence[Forecasts], label: str = "") -> dict[str, Figure]:
+    """The figures that change as the networks train, by name (one Forecasts per network): of
+    one network its one-step predictions, rollout and rollout error; of several their rollouts
+    and rollout errors."""
+    if len(fcs) == 1:
+        (fc,) = fcs
+        return {
+            "predictions": predictions_figure(fc, label),
+            "rollout": rollout_figure(fc, label),
+            "rollout_error": rollout_error_figure(fc, label),
+        }
     return {
-        "data": data_figure(first.series, first.bounds, f"{label}: seed {model.seeds[0]}"),
         "rollout": replica_rollout_figure(fcs, label),
         "rollout_error": replica_rollout_error_figure(fcs, label),
+    }
+
+
+def final_figures(
+    predict: Any,
+    dm: Any,
+    label: str,
+    seeds: Sequence[int],
+    rollout_steps: int | None = None,
+) -> dict[str, Figure]:
+    """The figures of a finished job, by name: the data of its first network, and the forecast
+    figures of the tested weights (``predict``: a module's ``networks(tested=True).predict``,
+    its networks of ``seeds`` on ``dm``)."""
+    fcs = forecasts(predict, dm, rollout_steps)
+    first = dm.members[0]
+    data_label = label if len(seeds) == 1 else f"{label}: seed {seeds[0]}"
+    return {
+        "data": data_figure(first.series, first.bounds, data_label),
+        **forecast_figures(fcs, label),
     }
 
 

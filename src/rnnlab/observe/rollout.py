@@ -2,8 +2,7 @@
 
 The model's own predictions are fed back from the first test window over the whole test split;
 ``test/rollout_mse`` is the mean squared error of that forecast. rnnlab.observe.figures draws the
-same
-:class:`Forecasts`, so the metric and the picture cannot disagree.
+same :class:`Forecasts`, so the metric and the picture cannot disagree.
 """
 
 from __future__ import annotations
@@ -12,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from rnnlab.config.choices import SPLIT_NAMES
-from rnnlab.data.tasks import SinCosDataModule
-from rnnlab.models.forecaster import Forecaster
+from rnnlab.models.forecaster import Forecaster, feed_back
 
 
 @dataclass(frozen=True)
@@ -41,62 +40,29 @@ class Forecasts:
 
 
 @torch.no_grad()
-def forecast_test_split(
-    model: Forecaster, dm: SinCosDataModule, steps: int | None = None
-) -> Forecasts:
-    """One-step and rollout forecasts on the test split; ``steps=None`` rolls out over all of
-    it, the horizon :func:`rollout_mse` scores."""
+def forecasts(predict: nn.Module, dm: Any, steps: int | None = None) -> list[Forecasts]:
+    """One-step and rollout forecasts on the test split, one per network: ``predict`` is a
+    module's ``networks(...).predict`` and ``dm`` its DataModule, whose test windows are
+    ``(N, L, C)`` for one network and stacked ``(R, N, L, C)`` for replicas, each on its own
+    data. ``steps=None`` rolls out over all of it, the horizon ``test/rollout_mse`` scores."""
     inputs, targets = dm.windows["test"]
-    start = dm.bounds[SPLIT_NAMES.index("test")][0]
-    seq_len = inputs.shape[1]
-    truth = targets[:, -1]
-    steps = len(truth) if steps is None else max(1, min(steps, len(truth)))
-    was_training = model.training
-    model.eval()
-    try:
-        one_step = model(inputs.to(model.device))[:, -1].cpu()
-        rollout = model.rollout(inputs[:1].to(model.device), steps)[0].cpu()
-    finally:
-        model.train(was_training)
-    return Forecasts(
-        index=torch.arange(start + seq_len, start + seq_len + len(truth)),
-        truth=truth,
-        one_step=one_step,
-        context_index=torch.arange(start, start + seq_len),
-        context=inputs[0],
-        rollout=rollout,
-        persistence=inputs[0, -1].expand(steps, -1),
-    )
-
-
-def rollout_mse(model: Forecaster, dm: SinCosDataModule) -> float:
-    """``test/rollout_mse``: the mean squared error of the rollout over the whole test split."""
-    return forecast_test_split(model, dm).rollout_errors.mean().item()
-
-
-@torch.no_grad()
-def replica_forecasts(model: Any, dm: Any, steps: int | None = None) -> list[Forecasts]:
-    """:func:`forecast_test_split` for every replica of a ReplicaForecaster at once, from each
-    one's best-validation weights (``model.best``) and on its own test split: one batched pass
-    instead of R."""
-    inputs, targets = dm.windows["test"]  # (R, N, L, C)
     start = dm.members[0].bounds[SPLIT_NAMES.index("test")][0]
-    seq_len, truth = inputs.shape[2], targets[:, :, -1]
-    steps = truth.shape[1] if steps is None else max(1, min(steps, truth.shape[1]))
-    net = model.best
-    was_training = net.training
-    net.eval()
+    seq_len, truth = inputs.shape[-2], targets[..., -1, :]
+    n = truth.shape[-2]
+    steps = n if steps is None else max(1, min(steps, n))
+    device = next(predict.parameters()).device
+    was_training = predict.training
+    predict.eval()
     try:
-        one_step = net(inputs.to(model.device))[:, :, -1].cpu()
-        window, preds = inputs[:, :1].to(model.device), []
-        for _ in range(steps):
-            nxt = net(window, last_only=True)
-            preds.append(nxt)
-            window = torch.cat([window[:, :, 1:], nxt], dim=2)
-        rollout = torch.cat(preds, dim=2)[:, 0].cpu()
+        one_step = predict(inputs.to(device))[..., -1, :].cpu()
+        rollout = feed_back(predict, inputs[..., :1, :, :].to(device), steps)[..., 0, :, :].cpu()
     finally:
-        net.train(was_training)
-    index = torch.arange(start + seq_len, start + seq_len + truth.shape[1])
+        predict.train(was_training)
+    if inputs.dim() == 3:  # one network's: as a stack of one
+        inputs, truth, one_step, rollout = (
+            t.unsqueeze(0) for t in (inputs, truth, one_step, rollout)
+        )
+    index = torch.arange(start + seq_len, start + seq_len + n)
     return [
         Forecasts(
             index=index,
@@ -109,3 +75,8 @@ def replica_forecasts(model: Any, dm: Any, steps: int | None = None) -> list[For
         )
         for r in range(len(inputs))
     ]
+
+
+def forecast_test_split(model: Forecaster, dm: Any, steps: int | None = None) -> Forecasts:
+    """A Forecaster's :func:`forecasts`."""
+    return forecasts(model, dm, steps)[0]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -26,9 +26,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from rnnlab import metrics as M
 from rnnlab.internals import file_writer
-from rnnlab.models.replicas import ReplicaForecaster
+from rnnlab.models import Networks
 from rnnlab.observe import diagnostics, figures
-from rnnlab.observe.rollout import Forecasts, forecast_test_split
+from rnnlab.observe.rollout import forecasts
 
 #: HParams' status filter by the run's status; diverged and failed runs show as failures.
 SESSION_STATUS = {"ok": api_pb2.STATUS_SUCCESS, "interrupted": api_pb2.STATUS_UNKNOWN}
@@ -50,39 +50,54 @@ def _epoch_step(trainer: L.Trainer) -> int:
     return max(trainer.global_step - 1, 0)
 
 
-def _per_replica(value: Any) -> bool:
-    """Whether ``value`` holds one number per replica (a list, or a 1-d tensor)."""
-    return isinstance(value, list | tuple) or (torch.is_tensor(value) and value.dim() == 1)
+def _per_network(value: Any) -> bool:
+    """Whether ``value`` holds one number per network of several (a list, or a 1-d tensor)."""
+    many = isinstance(value, list | tuple) or (torch.is_tensor(value) and value.dim() == 1)
+    return many and len(value) > 1
 
 
-def _log_epoch_scalars(trainer: L.Trainer, values: dict[str, Any], step: int | None = None) -> None:
+def _one(value: Any) -> float:
+    """One network's number, given as a number or as a list of one."""
+    return float(value[0] if isinstance(value, list | tuple) else value)
+
+
+def _log_epoch_scalars(
+    trainer: L.Trainer,
+    values: dict[str, Any],
+    step: int | None = None,
+    boards: ReplicaBoards | None = None,
+) -> None:
     """Write straight to the loggers at the epoch's step (or ``step``): ``self.log`` costs
-    about 1 ms a call here, more than a training step. A value with one number per replica
-    goes to each replica's own run, its mean and band to the job's (:func:`log_replica_values`)."""
+    about 1 ms a call here, more than a training step. A value with one number per network of
+    several goes to each network's own run (``boards``), its mean and band to the job's
+    (:func:`log_replica_values`); one network's number is the job's."""
     step = _epoch_step(trainer) if step is None else step
-    scalars = {name: float(value) for name, value in values.items() if not _per_replica(value)}
-    per_replica = {name: value for name, value in values.items() if _per_replica(value)}
-    if per_replica:
-        scalars |= log_replica_values(trainer, per_replica, step, with_mean=True)
+    scalars = {name: _one(value) for name, value in values.items() if not _per_network(value)}
+    per_network = {name: value for name, value in values.items() if _per_network(value)}
+    if per_network:
+        scalars |= log_replica_values(trainer, boards, per_network, step, with_mean=True)
     for logger in trainer.loggers:
         logger.log_metrics(scalars, step=step)
 
 
 def log_replica_values(
-    trainer: L.Trainer, values: dict[str, Any], step: int | None = None, with_mean: bool = False
+    trainer: L.Trainer,
+    boards: ReplicaBoards | None,
+    values: dict[str, Any],
+    step: int | None = None,
+    with_mean: bool = False,
 ) -> dict[str, float]:
     """Write each replica's value of ``values`` (R numbers each) to its run ``tb/replica_<r>``
-    (:class:`ReplicaBoards`), and the lowest and highest over the replicas still training to
-    the job's run as ``<name>_replica_min`` and ``_max``. With ``with_mean`` nothing goes to the
-    job's run: the band and the mean (as ``<name>``) are returned for the caller to write
-    (:func:`_log_epoch_scalars`); without, the ReplicaForecaster logs its means itself."""
+    (``boards``), and the lowest and highest over the replicas still training to the job's run
+    as ``<name>_replica_min`` and ``_max``. With ``with_mean`` nothing goes to the job's run:
+    the band and the mean (as ``<name>``) are returned for the caller to write
+    (:func:`_log_epoch_scalars`); without, the module logs its means itself."""
     step = _epoch_step(trainer) if step is None else step
-    boards = next((c for c in trainer.callbacks if isinstance(c, ReplicaBoards)), None)
-    alive = getattr(trainer.lightning_module, "alive", None)
+    alive = trainer.lightning_module.alive.cpu()
     band: dict[str, float] = {}
     table = {name: torch.as_tensor(v, dtype=torch.float64).cpu() for name, v in values.items()}
     for name, v in table.items():
-        live = v[alive.cpu()] if alive is not None and len(alive) == len(v) else v
+        live = v[alive]
         if with_mean:
             band[name] = live.mean().item() if len(live) else math.nan
         if len(live):
@@ -129,23 +144,23 @@ class ReplicaBoards(Callback):
         )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        log_replica_values(trainer, {M.TRAIN_LOSS: pl_module.replica_train_losses()})
+        log_replica_values(trainer, self, {M.TRAIN_LOSS: pl_module.train_losses()})
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after the module's on_validation_epoch_end, which computed each replica's values
         if not trainer.sanity_checking and trainer.state.fn == "fit":
-            log_replica_values(trainer, pl_module.last_val)
+            log_replica_values(trainer, self, pl_module.val_values)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # each replica's test of its best weights, at the step of the test metrics
-        log_replica_values(trainer, pl_module.test_values, trainer.global_step)
+        log_replica_values(trainer, self, pl_module.test_values, trainer.global_step)
 
-    def write(self, table: dict[str, torch.Tensor], step: int, alive: torch.Tensor | None) -> None:
+    def write(self, table: dict[str, torch.Tensor], step: int, alive: torch.Tensor) -> None:
         """Replica r's values to its run, for the replicas still training: one event per
         replica for all of ``table`` (``add_scalar`` per value costs R x names events)."""
         rows = torch.stack(list(table.values()), 1).tolist() if table else []
         for r, writer in enumerate(self.writers):
-            if alive is None or alive[r]:
+            if alive[r]:
                 scalars = [
                     Summary.Value(tag=name, simple_value=value)
                     for name, value in zip(table, rows[r], strict=True)
@@ -168,14 +183,10 @@ class GradNormMonitor(Callback):
     final diagnostics, in checkpoints too, so a resumed run counts all its steps.
     """
 
-    def __init__(self, clip: float | None = None) -> None:
-        self.clip = clip
-        self._params: list[torch.nn.Parameter] = []
+    def __init__(self, clip: float | None = None, boards: ReplicaBoards | None = None) -> None:
+        self.clip, self.boards = clip, boards
         self.norms: list[torch.Tensor] = []
-        self.history: list[float] = []
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._params = [p for p in pl_module.parameters() if p.requires_grad]
+        self.history: list[Any] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.norms = []
@@ -183,13 +194,7 @@ class GradNormMonitor(Callback):
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        net = getattr(pl_module, "net", None)
-        if net is not None:  # replicas: each one's own norm, (R,)
-            self.norms.append(net.grad_norms())
-            return
-        grads = [p.grad.reshape(-1) for p in self._params if p.grad is not None]
-        if grads:
-            self.norms.append(torch.linalg.vector_norm(torch.cat(grads)))
+        self.norms.append(pl_module.grad_norms())  # (R,) for replicas: each one's own
 
     def _clipping(self, norms: torch.Tensor) -> dict[str, Any]:
         """clipping_stats of ``(steps,)`` norms, or per replica of ``(steps, R)`` norms over the
@@ -206,15 +211,14 @@ class GradNormMonitor(Callback):
             self.history += norms.tolist()
             scalars = {M.GRAD_NORM: norms.mean(0), M.GRAD_NORM_MAX: norms.amax(0)}
             scalars |= {M.diagnostics_tag(k): v for k, v in self._clipping(norms).items()}
-            _log_epoch_scalars(trainer, scalars)
+            _log_epoch_scalars(trainer, scalars, boards=self.boards)
 
-    def run_stats(self, replica: int | None = None) -> dict[str, float]:
-        """Clipping share and norm percentiles over every training step of the run (over
-        replica ``replica``'s, in a replicas job)."""
+    def run_stats(self, networks: int = 1) -> list[dict[str, float]]:
+        """Each of the ``networks``' clipping share and norm percentiles over every training
+        step of the run."""
         norms = torch.tensor(self.history)
-        if replica is not None:
-            norms = norms[:, replica] if len(norms) else norms
-        return {k: float(v) for k, v in self._clipping(norms).items()}
+        each = norms.T if norms.dim() == 2 else [norms] * networks  # (steps, R): replicas'
+        return [{k: float(v) for k, v in self._clipping(n).items()} for n in each]
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -231,12 +235,12 @@ class GradientFlow(Callback):
     loss's gradient reaches the window's first step, as scalars; ``||dL/dh_t||`` against t as
     the image ``diagnostics/grad_norm_by_step`` at initialisation, every ``every_n_epochs``
     epochs, and for the tested checkpoint (drawing one costs about 0.1-0.3 s here, too much
-    for every epoch by default). ``last`` holds the latest values."""
+    for every epoch by default). ``last`` holds the latest values, one dict per network."""
 
-    def __init__(self, figures: bool, every_n_epochs: int) -> None:
-        self.figures, self.every_n_epochs = figures, every_n_epochs
+    def __init__(self, figures: bool, every_n_epochs: int, boards: ReplicaBoards | None) -> None:
+        self.figures, self.every_n_epochs, self.boards = figures, every_n_epochs, boards
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.last: dict[str, Any] = {}
+        self.last: list[dict[str, Any]] = []
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.datamodule is not None:
@@ -247,28 +251,40 @@ class GradientFlow(Callback):
             self.measure(trainer, pl_module, step=0, draw=True)
 
     def measure(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, step: int, draw: bool
-    ) -> dict[str, Any]:
-        """Measure, log and (``draw``) draw; only rank 0 does, which alone logs and writes."""
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        step: int,
+        draw: bool,
+        networks: Networks | None = None,
+        log: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Measure ``networks`` (by default the module's current weights), ``log`` and
+        (``draw``) draw; only rank 0 does, which alone logs and writes. One dict per network."""
         if self.batch is None or not trainer.is_global_zero:
-            return {}
-        self.last = diagnostics.diagnose(pl_module, self.batch)
-        norms = self.last[M.GRAD_NORM_BY_STEP]
-        if isinstance(norms[0], list):  # replicas: one list each
-            reach: Any = [diagnostics.first_over_last(n) for n in norms]
-        else:
-            reach = diagnostics.first_over_last(norms)
-        scalars = {M.GRAD_FIRST_OVER_LAST: reach}
-        for k, radius in enumerate(self.last[M.SPECTRAL_RADIUS]):
-            scalars[f"{M.SPECTRAL_RADIUS}_l{k}"] = radius
-            scalars[f"{M.SIGMA_MAX}_l{k}"] = self.last[M.SIGMA_MAX][k]
-        _log_epoch_scalars(trainer, {M.diagnostics_tag(k): v for k, v in scalars.items()}, step)
+            return []
+        networks = pl_module.networks() if networks is None else networks
+        self.last = diagnostics.diagnose(networks, self.batch)
+        if log:
+            self._log(trainer, self.last, step)
         writer = _writer(trainer)
         if draw and self.figures and writer is not None:
             title = f"step {step}" if step else "at initialisation"
+            norms = [found[M.GRAD_NORM_BY_STEP] for found in self.last]
             fig = figures.grad_flow_figure(norms, figures.run_label(pl_module), title)
             add_png(writer, M.diagnostics_tag(M.GRAD_NORM_BY_STEP), figures.to_png(fig), step)
         return self.last
+
+    def _log(self, trainer: L.Trainer, measured: list[dict[str, Any]], step: int) -> None:
+        """Each network's scalars: how much gradient reaches the first step, each layer's
+        spectral radius and largest singular value."""
+        reach = [diagnostics.first_over_last(found[M.GRAD_NORM_BY_STEP]) for found in measured]
+        scalars = {M.GRAD_FIRST_OVER_LAST: reach}
+        for k in range(len(measured[0][M.SPECTRAL_RADIUS])):
+            for name in (M.SPECTRAL_RADIUS, M.SIGMA_MAX):
+                scalars[f"{name}_l{k}"] = [found[name][k] for found in measured]
+        tagged = {M.diagnostics_tag(k): v for k, v in scalars.items()}
+        _log_epoch_scalars(trainer, tagged, step, self.boards)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -297,7 +313,8 @@ class HiddenStateHealth(Callback):
     """RNN health once per epoch, from the top layer's hidden states on the first validation
     batch (fixed, since validation is not shuffled): one extra forward pass per epoch."""
 
-    def __init__(self) -> None:
+    def __init__(self, boards: ReplicaBoards | None = None) -> None:
+        self.boards = boards
         self._inputs: torch.Tensor | None = None
 
     def on_validation_batch_end(
@@ -317,7 +334,8 @@ class HiddenStateHealth(Callback):
             return
         with torch.no_grad():
             h = pl_module.hidden(self._inputs)
-        _log_epoch_scalars(trainer, hidden_state_health(h, pl_module.hparams.nonlinearity))
+        health = hidden_state_health(h, pl_module.hparams.nonlinearity)
+        _log_epoch_scalars(trainer, health, boards=self.boards)
 
 
 class ParamHistograms(Callback):
@@ -345,15 +363,23 @@ def add_png(writer: SummaryWriter, tag: str, png: bytes, step: int) -> None:
 class ForecastFigures(Callback):
     """Figures under the ``figures/`` image tags, and as PNG files in ``figures_dir``.
 
-    All are drawn after testing, so the forecasts are those of the checkpoint the test metrics
+    All are drawn after testing, so the forecasts are those of the weights the test metrics
     score, and drawing stays out of the fit time. The forecast figures (one-step predictions,
-    rollout, rollout error) can also be drawn every ``every_n_epochs`` epochs during training
-    (TensorBoard only), to watch the rollout improve.
+    rollout, rollout error; for replicas their rollouts and errors) can also be drawn every
+    ``every_n_epochs`` epochs during training (TensorBoard only), to watch the rollout improve.
+    ``seeds``: the job's networks', for the titles.
     """
 
-    def __init__(self, figures_dir: Path, every_n_epochs: int, rollout_steps: int | None) -> None:
+    def __init__(
+        self,
+        figures_dir: Path,
+        every_n_epochs: int,
+        rollout_steps: int | None,
+        seeds: Sequence[int],
+    ) -> None:
         self.figures_dir = Path(figures_dir)
         self.every_n_epochs, self.rollout_steps = every_n_epochs, rollout_steps
+        self.seeds = list(seeds)
 
     def _emit(self, trainer: L.Trainer, figs: dict[str, Figure], step: int, save: bool) -> None:
         writer = _writer(trainer)
@@ -366,52 +392,67 @@ class ForecastFigures(Callback):
             if save:
                 (self.figures_dir / f"{name}.png").write_bytes(png)
 
-    def _forecasts(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Forecasts:
-        return forecast_test_split(pl_module, trainer.datamodule, self.rollout_steps)
-
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if self.every_n_epochs <= 0 or epoch % self.every_n_epochs or not trainer.is_global_zero:
             return
-        # The last epoch is left to on_test_end, which draws the tested checkpoint.
+        # The last epoch is left to on_test_end, which draws the tested weights.
         if trainer.sanity_checking or epoch == trainer.max_epochs:
             return
-        if isinstance(pl_module, ReplicaForecaster):
-            return  # during training, a replicas job draws its figures only at the end
-        fc = self._forecasts(trainer, pl_module)
-        figs = figures.forecast_figures(fc, figures.run_label(pl_module))
+        fcs = forecasts(pl_module.networks().predict, trainer.datamodule, self.rollout_steps)
+        figs = figures.forecast_figures(fcs, figures.job_label(pl_module, self.seeds))
         self._emit(trainer, figs, _epoch_step(trainer), save=False)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        if isinstance(pl_module, ReplicaForecaster):
-            figs = figures.replica_final_figures(pl_module, trainer.datamodule, self.rollout_steps)
-        else:
-            figs = figures.final_figures(pl_module, trainer.datamodule, self.rollout_steps)
+        figs = figures.final_figures(
+            pl_module.networks(tested=True).predict,
+            trainer.datamodule,
+            figures.job_label(pl_module, self.seeds),
+            self.seeds,
+            self.rollout_steps,
+        )
         self._emit(trainer, figs, trainer.global_step, save=True)  # the test metrics' step
 
 
+class Observers(NamedTuple):
+    """The callbacks ``conf/logger/tensorboard.yaml`` asks for (``every``, in hook order), and
+    those whose results a job's record reads (``grad_norms``, ``grad_flow``)."""
+
+    grad_norms: GradNormMonitor
+    grad_flow: GradientFlow
+    every: list[Callback]
+
+
 def tensorboard_callbacks(
-    logger_cfg: Any, run_dir: Path, forecasting: bool = True, clip: float | None = None
-) -> list[Callback]:
+    logger_cfg: Any,
+    run_dir: Path,
+    forecasting: bool,
+    clip: float | None,
+    seeds: Sequence[int],
+    boards: ReplicaBoards | None,
+) -> Observers:
     """The callbacks the ``logger`` section asks for; the forecast figures only for a
     forecasting task (the adding problem has no rollout). ``clip``: the Trainer's
-    ``gradient_clip_val``, to count the steps it clips."""
+    ``gradient_clip_val``, to count the steps it clips; ``seeds``: the job's networks';
+    ``boards``: where a job of several networks writes each one's values."""
     every = logger_cfg.figures_every_n_epochs
-    callbacks: list[Callback] = [GradNormMonitor(clip), HiddenStateHealth()]
-    callbacks.append(GradientFlow(logger_cfg.figures, every))
+    grad_norms = GradNormMonitor(clip, boards)
+    grad_flow = GradientFlow(logger_cfg.figures, every, boards)
+    callbacks: list[Callback] = [grad_norms, HiddenStateHealth(boards), grad_flow]
     if logger_cfg.figures and forecasting:
         callbacks.append(
             ForecastFigures(
                 Path(run_dir) / "figures",
                 every_n_epochs=every,
                 rollout_steps=logger_cfg.rollout_steps,
+                seeds=seeds,
             )
         )
     if logger_cfg.histograms:
         callbacks.append(ParamHistograms())
-    return callbacks
+    return Observers(grad_norms, grad_flow, callbacks)
 
 
 def _hparams_summary(tag: str, **data: Any) -> Summary:

@@ -1,4 +1,10 @@
-"""Build a run from a composed config, train it, test it and write ``metrics.json``."""
+"""Build a job from a composed config, train it, test it and write ``metrics.json``.
+
+:func:`train_and_test` reads as Lightning + Hydra's train.py: build the DataModule, the model,
+the callbacks and the Trainer; fit; test; record each network; write. The model is any
+LightningModule with rnnlab.models.NetworkModule's members, read the same way whether
+it trains one network (Forecaster) or several (ReplicaForecaster).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from traceback import format_exception
 from typing import Any
@@ -17,8 +24,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,13 +34,14 @@ from rnnlab.analysis import stats
 from rnnlab.config.checks import validate
 from rnnlab.config.hydra_callbacks import is_basic_sweep
 from rnnlab.config.resume import checkpoint_to_resume, last_checkpoint
-from rnnlab.data.baselines import data_baselines
+from rnnlab.data.baselines import network_baselines
 from rnnlab.data.tasks import DATAMODULES, ReplicaDataModule, WindowDataModule
 from rnnlab.internals import no_profiler
+from rnnlab.models import NetworkEnd, NetworkModule
 from rnnlab.models.forecaster import Diverged, Forecaster
-from rnnlab.models.replicas import ReplicaForecaster, replica_diagnostics
+from rnnlab.models.replicas import ReplicaForecaster
 from rnnlab.observe.csv_log import CSVEpochs, EpochCSVLogger
-from rnnlab.observe.rollout import replica_forecasts, rollout_mse
+from rnnlab.observe.rollout import forecasts
 from rnnlab.observe.tensorboard import (
     GradientFlow,
     GradNormMonitor,
@@ -42,13 +50,11 @@ from rnnlab.observe.tensorboard import (
     log_final_results,
     tensorboard_callbacks,
 )
-from rnnlab.training.checkpoints import FiniteCheckpoints, best_checkpoint, last_epoch_checkpoint
+from rnnlab.training.checkpoints import best_checkpoint, last_epoch_checkpoint
 from rnnlab.training.progress import FitClock, ProgressLog
 from rnnlab.training.signals import StopAtEpochEnd, interruption
 
 log = logging.getLogger(__name__)
-
-METRICS_FILE = M.METRICS_FILE
 
 
 def quiet_known_warnings() -> None:
@@ -76,6 +82,11 @@ def replicas_of(cfg: DictConfig) -> int:
     return int(cfg.replicas)
 
 
+def seeds_of(cfg: DictConfig) -> list[int]:
+    """The seed of each network the job trains: ``seed .. seed+replicas-1``."""
+    return [cfg.seed + r for r in range(replicas_of(cfg))]
+
+
 def build_datamodule(cfg: DictConfig) -> WindowDataModule:
     """The task's DataModule; for replicas, one per seed served together."""
     kwargs = OmegaConf.to_container(cfg.data, resolve=True)
@@ -83,7 +94,7 @@ def build_datamodule(cfg: DictConfig) -> WindowDataModule:
     task = datamodule_class(cfg)
     if replicas_of(cfg) == 1:
         return task(**kwargs, seed=cfg.seed)
-    return ReplicaDataModule([task(**kwargs, seed=cfg.seed + r) for r in range(replicas_of(cfg))])
+    return ReplicaDataModule([task(**kwargs, seed=seed) for seed in seeds_of(cfg)])
 
 
 def build_model(cfg: DictConfig) -> Forecaster | ReplicaForecaster:
@@ -111,56 +122,70 @@ def _progress_bar(setting: Any) -> bool:
     return sys.stdout.isatty() and not multirun
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> L.Trainer:
-    """The Trainer train.py uses; ``callbacks`` are added to rnnlab's own (the benchmark
-    times steps with one)."""
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_kwargs.setdefault("profiler", no_profiler())
-    trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
+@dataclass
+class JobCallbacks:
+    """A job's loggers and callbacks (``every``, in the order their hooks run), and by name
+    those the driver reads after ``fit``."""
+
+    best: ModelCheckpoint  # the first: trainer.checkpoint_callback, what a Forecaster's test loads
+    stop: StopAtEpochEnd
+    clock: FitClock
+    grad_norms: GradNormMonitor
+    grad_flow: GradientFlow
+    loggers: list[Logger]
+    every: list[Callback]
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path, extra: Sequence[Callback] = ()) -> JobCallbacks:
+    """rnnlab's loggers and callbacks for a job, and ``extra`` callbacks after them."""
+    seeds = seeds_of(cfg)
+    # a job of several networks: a TensorBoard run for each, tb/replica_<r>
+    boards = ReplicaBoards(run_dir, seeds) if len(seeds) > 1 else None
     # TensorBoard first: trainer.logger, which the HParams session and rnnlab's figures use
     tb = TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)
     csv_logger = EpochCSVLogger(run_dir, resume=cfg.resume is not None)  # csv/metrics.csv
+    best, stop, clock = best_checkpoint(run_dir), StopAtEpochEnd(), FitClock()
+    forecasting = datamodule_class(cfg).forecasting
+    clip = cfg.trainer.get("gradient_clip_val")
+    observers = tensorboard_callbacks(cfg.logger, run_dir, forecasting, clip, seeds, boards)
     every = [
-        best_checkpoint(run_dir),  # first: trainer.checkpoint_callback, what testing loads
+        best,
         last_epoch_checkpoint(run_dir),
-        FiniteCheckpoints(),
-        StopAtEpochEnd(),  # SIGINT/SIGTERM: stop at the epoch's end
+        stop,  # SIGINT/SIGTERM: stop at the epoch's end
         CSVEpochs(csv_logger),  # before any callback that logs at an epoch's start
         LearningRateMonitor(logging_interval="epoch"),
         ProgressLog(),
-        FitClock(),
-        *tensorboard_callbacks(
-            cfg.logger,
-            run_dir,
-            datamodule_class(cfg).forecasting,
-            clip=cfg.trainer.get("gradient_clip_val"),
-        ),
-        *callbacks,
+        clock,
+        *observers.every,
+        *extra,
+        *([boards] if boards else []),
     ]
-    if replicas_of(cfg) > 1:
-        every.append(ReplicaBoards(run_dir, [cfg.seed + r for r in range(replicas_of(cfg))]))
-    loggers = [tb, csv_logger]
-    return L.Trainer(logger=loggers, callbacks=every, default_root_dir=run_dir, **trainer_kwargs)
+    grad_norms, grad_flow = observers.grad_norms, observers.grad_flow
+    return JobCallbacks(best, stop, clock, grad_norms, grad_flow, [tb, csv_logger], every)
+
+
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, callbacks: JobCallbacks | Sequence[Callback] = ()
+) -> L.Trainer:
+    """The Trainer train.py uses: with a job's :func:`build_callbacks`, or with rnnlab's own
+    and ``callbacks`` after them (the benchmark times steps with one)."""
+    if not isinstance(callbacks, JobCallbacks):
+        callbacks = build_callbacks(cfg, run_dir, callbacks)
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_kwargs.setdefault("profiler", no_profiler())
+    trainer_kwargs["enable_progress_bar"] = _progress_bar(trainer_kwargs.get("enable_progress_bar"))
+    return L.Trainer(
+        logger=callbacks.loggers,
+        callbacks=callbacks.every,
+        default_root_dir=run_dir,
+        **trainer_kwargs,
+    )
 
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(
         p.numel() for p in model.parameters() if p.requires_grad
     )  # not replicas' best copies
-
-
-def _finite_or_none(value: Any) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def final_diagnostics(trainer: L.Trainer, model: Forecaster, tested: bool) -> dict[str, Any]:
-    """metrics.json's ``diagnostics``: spectra and gradient flow of the tested checkpoint (of the
-    last measured model when the run did not finish), and clipping over every training step."""
-    monitor = next(c for c in trainer.callbacks if isinstance(c, GradNormMonitor))
-    flow = next(c for c in trainer.callbacks if isinstance(c, GradientFlow))
-    values = flow.measure(trainer, model, trainer.global_step, draw=True) if tested else flow.last
-    return _finite_diagnostics({**values, **monitor.run_stats()})
 
 
 def train_and_test(
@@ -173,32 +198,34 @@ def train_and_test(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     model = build_model(cfg)
-    trainer = build_trainer(cfg, run_dir, callbacks)
+    job = build_callbacks(cfg, run_dir, callbacks)
+    trainer = build_trainer(cfg, run_dir, job)
     resume = checkpoint_to_resume(cfg, run_dir)
     if resume is not None:
         log.info("resuming from %s after %d epochs", resume.path, resume.epochs_done)
 
-    result: dict[str, Any] = {"status": "ok"}
-    if isinstance(model, ReplicaForecaster):
-        result["seeds"] = model.seeds
-    clock = next(c for c in trainer.callbacks if isinstance(c, FitClock))
+    outcome: dict[str, Any] = {"status": "ok"}
     start = time.perf_counter()
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=resume.path if resume else None)
     except Diverged as err:
-        result.update(
+        outcome.update(
             status="diverged", error=str(err), diverged_epoch=err.epoch, diverged_step=err.step
         )
     # every segment of a resumed run, this one measured around fit as a fresh run's is
-    fit_seconds = clock.before + time.perf_counter() - start
-    if result["status"] == "ok":
-        result.update(interruption(trainer, run_dir))  # status "interrupted" after SIGINT/SIGTERM
+    fit_seconds = job.clock.before + time.perf_counter() - start
+    if outcome["status"] == "ok":
+        outcome.update(interruption(job.stop, trainer, run_dir))  # after SIGINT/SIGTERM
 
-    if isinstance(model, ReplicaForecaster):
-        result.update(_replicas_result(trainer, model, dm, result["status"]))
-    else:
-        result.update(_run_result(trainer, model, dm, tested=result["status"] == "ok"))
-    result.update(
+    tested = outcome["status"] == "ok"
+    if tested:  # the best-validation weights: the best checkpoint's, or those the module keeps
+        best = None if model.keeps_best_weights else job.best.best_model_path
+        trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)
+    records = network_records(trainer, model, dm, job, seeds_of(cfg), outcome["status"])
+
+    result = job_record(
+        outcome,
+        records,
         epochs=trainer.current_epoch,
         steps=trainer.global_step,
         fit_seconds=round(fit_seconds, 3),
@@ -206,105 +233,89 @@ def train_and_test(
         time_s=round(time.perf_counter() - start, 3),
         params=count_parameters(model),
         forecasting=dm.forecasting,  # false: no rollout or forecast figures (the adding problem)
-        best_checkpoint=trainer.checkpoint_callback.best_model_path or None,
+        # a ReplicaForecaster's every checkpoint holds each replica's best
+        best_checkpoint=str(last_checkpoint(run_dir))
+        if model.keeps_best_weights
+        else job.best.best_model_path or None,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
-    if isinstance(model, ReplicaForecaster):  # every checkpoint holds each replica's best
-        result["best_checkpoint"] = str(last_checkpoint(run_dir))
     _log_hparams(trainer, cfg, result)
     if trainer.is_global_zero:  # one metrics.json per run, also under DDP
         write_metrics(run_dir, result)
     return result
 
 
-def _run_result(
-    trainer: L.Trainer, model: Forecaster, dm: WindowDataModule, tested: bool
-) -> dict[str, Any]:
-    """A single run's final metrics and diagnostics, testing its best checkpoint first."""
-    values = {k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()}
-    if tested:
-        best = trainer.checkpoint_callback.best_model_path  # the first, val/mse, checkpoint
-        trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)
-        values.update({k: _finite_or_none(v) for k, v in trainer.callback_metrics.items()})
-        if dm.forecasting:  # a rollout feeds predictions back as inputs: forecasting only
-            values[M.TEST_ROLLOUT_MSE] = rollout_mse(model, dm)
-    if dm.windows:  # set up by fit (always, unless it failed before)
-        values.update(data_baselines(dm.windows, dm.forecasting))
-    result = {M.DIAGNOSTICS: final_diagnostics(trainer, model, tested=tested)}
-    return result | {name: values.get(name) for name in M.FINAL_METRICS}
-
-
-def _replicas_result(
-    trainer: L.Trainer, model: ReplicaForecaster, dm: ReplicaDataModule, status: str
-) -> dict[str, Any]:
-    """A replicas job's record: each replica's metrics as its own run would report them (under
-    ``replicas``), their means over the replicas that finished at the top level, and for each
-    final metric its spread across them (``replica_spread``: n, mean, std, 95% bootstrap
-    interval of the mean, rnnlab.analysis.stats)."""
-    tested = status == "ok"
-    if tested:  # each replica's best-validation weights (ReplicaForecaster.test_step)
-        trainer.test(model, datamodule=dm, verbose=False)
-    monitor = next(c for c in trainer.callbacks if isinstance(c, GradNormMonitor))
-    flow = next(c for c in trainer.callbacks if isinstance(c, GradientFlow))
-    forecasts = replica_forecasts(model, dm) if tested and dm.forecasting else []
-    finished_mask = model.alive & tested
-    diagnosed = replica_diagnostics(model, finished_mask, flow.batch) if flow.batch else []
-    shared = dm.windows["train"][0].stride(0) == 0  # every replica has the same data
-    baselines = data_baselines(dm.members[0].windows, dm.forecasting) if shared else None
+def network_records(
+    trainer: L.Trainer,
+    model: NetworkModule,
+    dm: WindowDataModule,
+    job: JobCallbacks,
+    seeds: Sequence[int],
+    status: str,
+) -> list[dict[str, Any]]:
+    """Each network's record (:func:`network_record`): how it ended, by its module; its test
+    rollout and its data's baselines; and its diagnostics, of the weights its test scored, of
+    the weights its module froze it with when it diverged, and otherwise of the weights last
+    measured in training (those a diverged Forecaster stopped with may no longer be finite)."""
+    ends = model.network_ends(tested=status == "ok")
+    finished = torch.tensor([end.tested for end in ends])
+    final = finished | ~model.alive.cpu()  # weights that are the network's last word
+    networks = model.networks(tested=finished)
+    rollouts = forecasts(networks.predict, dm) if dm.forecasting and finished.any() else []
+    last, fresh = job.grad_flow.last, []  # last: measured in training
+    if final.any():  # shown (logged, drawn) as the tested weights' when any network was tested
+        shown = bool(finished.any())
+        step = trainer.global_step
+        fresh = job.grad_flow.measure(trainer, model, step, shown, networks, log=shown)
+    clipping = job.grad_norms.run_stats(len(ends))
+    baselines = network_baselines(dm.members)
     records = []
-    for r, member in enumerate(dm.members):
-        finished = tested and bool(model.alive[r])
-        values: dict[str, Any] = {k: v[r] for k, v in model.last_val.items()}
-        values[M.VAL_MSE_BEST] = model.best_val_mse[r]
-        if finished:
-            values |= {k: v[r] for k, v in model.test_values.items()}
-        values = {k: _finite_or_none(v) for k, v in values.items()}
-        if finished and member.forecasting:
-            values[M.TEST_ROLLOUT_MSE] = forecasts[r].rollout_errors.mean().item()
-        if member.windows:
-            values.update(baselines or data_baselines(member.windows, member.forecasting))
-        record: dict[str, Any] = {"seed": model.seeds[r], "status": status}
-        if finished:
-            record["status"] = "ok"
-        elif not bool(model.alive[r]):
-            record.update(
-                status="diverged",
-                error=f"{model.diverged_what.get(r, 'loss')} stopped being finite",
-                diverged_epoch=int(model.diverged_epoch[r]),
-                diverged_step=int(model.diverged_step[r]),
-            )
-        record |= {name: values.get(name) for name in M.FINAL_METRICS}
-        diag = {**(diagnosed[r] if diagnosed else {}), **monitor.run_stats(r)}
-        record[M.DIAGNOSTICS] = _finite_diagnostics(diag)
-        records.append(record)
-    done = [rec for rec in records if rec["status"] == "ok"] or records
-    spread = {name: stats.spread([rec[name] for rec in done]) for name in M.FINAL_METRICS}
-    # the top level: each metric's mean over the finished replicas, as in its spread
-    means = {name: _finite_or_none(s["mean"]) if s["n"] else None for name, s in spread.items()}
-    diag_means = _mean_diagnostics([rec[M.DIAGNOSTICS] for rec in done])
-    return {
-        **means,
-        M.DIAGNOSTICS: diag_means,
-        "replicas": records,
-        "replica_spread": spread,
-        "replicas_finished": sum(rec["status"] == "ok" for rec in records),
-    }
+    for r, end in enumerate(ends):
+        values = {k: finite_or_none(v) for k, v in end.values.items()}
+        if end.tested and dm.forecasting:  # a rollout feeds predictions back as inputs
+            values[M.TEST_ROLLOUT_MSE] = rollouts[r].rollout_errors.mean().item()
+        values.update(baselines[r])
+        found = fresh if final[r] else last
+        diagnostics = {**(found[r] if found else {}), **clipping[r]}
+        records.append(network_record(seeds[r], status, end, values, diagnostics))
+    return records
 
 
-def _finite_diagnostics(values: dict[str, Any]) -> dict[str, Any]:
+def _log_hparams(trainer: L.Trainer, cfg: DictConfig, result: dict[str, Any]) -> None:
+    """One HParams entry per job, with the real final metrics (never a -1 placeholder)."""
+    params, varied = hparams_of(cfg)
+    log_final_results(trainer.logger, params, result, trainer.global_step, varied)
+    for logger in trainer.loggers:  # TensorBoard's session status, the CSV file's last rows
+        logger.finalize(result["status"])
+
+
+# -- the record: metrics.json ----------------------------------------------------------------
+# A network's record (network_record) holds its seed, its status, its final metrics
+# (rnnlab.metrics.FINAL_METRICS) and its diagnostics. A job's results (job_results) are its one
+# network's metrics and diagnostics at the top level; for a job of several networks
+# (replicas=R), each metric's mean over the networks that finished at the top level, its spread,
+# and each network's record under "replicas".
+
+
+def finite_or_none(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def finite_diagnostics(values: dict[str, Any]) -> dict[str, Any]:
     """Diagnostics as metrics.json holds them: non-finite numbers (in lists too) as null."""
     return {
-        k: [_finite_or_none(x) for x in v] if isinstance(v, list) else _finite_or_none(v)
+        k: [finite_or_none(x) for x in v] if isinstance(v, list) else finite_or_none(v)
         for k, v in values.items()
     }
 
 
-def _mean_diagnostics(per_replica: list[dict[str, Any]]) -> dict[str, Any]:
-    """The replicas' diagnostics averaged name by name (lists element by element)."""
+def mean_diagnostics(per_network: list[dict[str, Any]]) -> dict[str, Any]:
+    """The networks' diagnostics averaged name by name (lists element by element)."""
     out: dict[str, Any] = {}
-    for name in per_replica[0] if per_replica else ():
-        rows = [d[name] for d in per_replica if d.get(name) is not None]
-        if not rows:  # no replica has it: every one diverged before it was measured
+    for name in per_network[0] if per_network else ():
+        rows = [d[name] for d in per_network if d.get(name) is not None]
+        if not rows:  # no network has it: every one diverged before it was measured
             out[name] = None
             continue
         arr = np.array(
@@ -316,25 +327,89 @@ def _mean_diagnostics(per_replica: list[dict[str, Any]]) -> dict[str, Any]:
         )
         mean = np.nanmean(arr, axis=0)
         out[name] = (
-            [_finite_or_none(x) for x in mean]
+            [finite_or_none(x) for x in mean]
             if isinstance(rows[0], list)
-            else _finite_or_none(mean[0])
+            else finite_or_none(mean[0])
         )
     return out
 
 
-def _log_hparams(trainer: L.Trainer, cfg: DictConfig, result: dict[str, Any]) -> None:
-    """One HParams entry per job, with the real final metrics (never a -1 placeholder)."""
-    params, varied = hparams_of(cfg)
-    log_final_results(trainer.logger, params, result, trainer.global_step, varied)
-    for logger in trainer.loggers:  # TensorBoard's session status, the CSV file's last rows
-        logger.finalize(result["status"])
+def network_record(
+    seed: int,
+    job_status: str,
+    end: NetworkEnd,
+    values: dict[str, Any],
+    diagnostics: dict[str, Any],
+) -> dict[str, Any]:
+    """One network's record: its status (``ok`` when it was tested; ``diverged``, with why and
+    when, when its module froze it; else the job's), its ``values`` by the final metrics' names
+    and its ``diagnostics``."""
+    record: dict[str, Any] = {"seed": seed, "status": job_status}
+    if end.tested:
+        record["status"] = "ok"
+    elif end.diverged is not None:
+        record.update(status="diverged", **end.diverged)
+    record |= {name: values.get(name) for name in M.FINAL_METRICS}
+    record[M.DIAGNOSTICS] = finite_diagnostics(diagnostics)
+    return record
+
+
+def job_results(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """metrics.json's results from its networks' records: one network's metrics and
+    diagnostics; for several, each final metric's mean over those that finished and its spread
+    across them (``replica_spread``: n, mean, std, 95% bootstrap interval of the mean,
+    rnnlab.analysis.stats), the diagnostics' means, and each network's record."""
+    if len(records) == 1:
+        (record,) = records
+        return {M.DIAGNOSTICS: record[M.DIAGNOSTICS]} | {
+            name: record[name] for name in M.FINAL_METRICS
+        }
+    done = [rec for rec in records if rec["status"] == "ok"] or records
+    spread = {name: stats.spread([rec[name] for rec in done]) for name in M.FINAL_METRICS}
+    # the top level: each metric's mean over the finished networks, as in its spread
+    means = {name: finite_or_none(s["mean"]) if s["n"] else None for name, s in spread.items()}
+    return {
+        **means,
+        M.DIAGNOSTICS: mean_diagnostics([rec[M.DIAGNOSTICS] for rec in done]),
+        "replicas": records,
+        "replica_spread": spread,
+        "replicas_finished": sum(rec["status"] == "ok" for rec in records),
+    }
+
+
+def job_record(
+    outcome: dict[str, Any], records: list[dict[str, Any]], **run: Any
+) -> dict[str, Any]:
+    """metrics.json: the job's status and why it stopped (``outcome``), the seeds of a job of
+    several networks, the results (:func:`job_results`), then ``run``: epochs, times, config."""
+    record: dict[str, Any] = {"status": outcome["status"]}
+    if len(records) > 1:
+        record["seeds"] = [rec["seed"] for rec in records]
+    return record | outcome | job_results(records) | run
 
 
 def write_metrics(run_dir: Path, result: dict[str, Any]) -> Path:
-    path = Path(run_dir) / METRICS_FILE
+    path = Path(run_dir) / M.METRICS_FILE
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return path
+
+
+def record_failure(cfg: DictConfig, run_dir: Path, err: Exception) -> dict[str, Any]:
+    """Write a crashed sweep job's ``metrics.json`` (status ``failed``, the error, the config).
+
+    Why not raise: Hydra's sweepers stop at a job's exception and then skip ``on_multirun_end``,
+    so one crash would lose the other jobs and the sweep summary.
+    """
+    log.error("job failed", exc_info=err)
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an unresolvable interpolation may be the crash itself
+        config = OmegaConf.to_container(cfg, resolve=False)
+    result: dict[str, Any] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    result.update(dict.fromkeys(M.FINAL_METRICS))
+    result.update(traceback="".join(format_exception(err)), config=config)
+    write_metrics(run_dir, result)
+    return result
 
 
 def _fmt(value: float | None) -> str:
@@ -384,31 +459,13 @@ def summary_text(result: dict[str, Any], run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def record_failure(cfg: DictConfig, run_dir: Path, err: Exception) -> dict[str, Any]:
-    """Write a crashed sweep job's ``metrics.json`` (status ``failed``, the error, the config).
-
-    Why not raise: Hydra's sweepers stop at a job's exception and then skip ``on_multirun_end``,
-    so one crash would lose the other jobs and the sweep summary.
-    """
-    log.error("job failed", exc_info=err)
-    try:
-        config = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # an unresolvable interpolation may be the crash itself
-        config = OmegaConf.to_container(cfg, resolve=False)
-    result: dict[str, Any] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-    result.update(dict.fromkeys(M.FINAL_METRICS))
-    result.update(traceback="".join(format_exception(err)), config=config)
-    write_metrics(run_dir, result)
-    return result
-
-
 def finished_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     """The record of a resumed run that already trained all its epochs and was tested, else
     None: resuming it again changes nothing (ask for more with ``trainer.max_epochs``)."""
     if cfg.resume is None or not last_checkpoint(run_dir).is_file():
         return None
     try:
-        record = json.loads((Path(run_dir) / METRICS_FILE).read_text())
+        record = json.loads((Path(run_dir) / M.METRICS_FILE).read_text())
     except (OSError, ValueError):
         return None
     done = record.get("epochs") or 0

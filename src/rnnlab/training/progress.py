@@ -27,9 +27,8 @@ class ProgressLog(Callback):
         if not trainer.is_global_zero:
             return
         values = dict(trainer.callback_metrics)
-        # The Forecaster logs train/loss after the callbacks' hooks: ask it for the value.
-        if hasattr(pl_module, "epoch_train_loss"):
-            values[M.TRAIN_LOSS] = pl_module.epoch_train_loss()
+        # The module logs train/loss after the callbacks' hooks: ask it for the value.
+        values[M.TRAIN_LOSS] = pl_module.epoch_train_loss()
         shown = " ".join(f"{k}={float(values[k]):.4g}" for k in PROGRESS_METRICS if k in values)
         log.info("epoch %d/%s: %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
 

@@ -91,10 +91,9 @@ class StopAtEpochEnd(Callback):
             log.warning("stopped before the first checkpoint; start the run again")
 
 
-def interruption(trainer: L.Trainer, run_dir: Path) -> dict[str, Any]:
-    """``metrics.json`` fields for a run that :class:`StopAtEpochEnd` stopped before its last
-    epoch (status ``interrupted``, the signal, how to resume); empty if it was not."""
-    stop = next(c for c in trainer.callbacks if isinstance(c, StopAtEpochEnd))
+def interruption(stop: StopAtEpochEnd, trainer: L.Trainer, run_dir: Path) -> dict[str, Any]:
+    """``metrics.json`` fields for a run that ``stop`` stopped before its last epoch (status
+    ``interrupted``, the signal, how to resume); empty if it was not."""
     if stop.signum is None or trainer.current_epoch >= (trainer.max_epochs or 0):
         return {}
     name = signal.Signals(stop.signum).name
