@@ -1,6 +1,6 @@
-"""One interface for every kind of module (rnnlab.models.NetworkModule): the job driver and the
-callbacks read a Forecaster and a ReplicaForecaster the same way, and each replica's view is
-what its own Forecaster gives."""
+"""One interface for every kind of module (rnnlab.models.network.NetworkModule): the job
+driver and the callbacks read a Forecaster and a ReplicaForecaster the same way, and each
+replica's view is what its own Forecaster gives."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import torch
 import rnnlab
 from rnnlab.bench.loop import EmptyStep
 from rnnlab.data.tasks import ReplicaDataModule, SinCosDataModule
-from rnnlab.models import NetworkModule, Networks
 from rnnlab.models.forecaster import Forecaster
+from rnnlab.models.network import NetworkModule, Networks
 from rnnlab.models.replicas import ReplicaForecaster
 from rnnlab.observe import diagnostics
 from rnnlab.observe.rollout import forecast_test_split, forecasts

@@ -29,8 +29,8 @@ from rnnlab.bench.common import (
 )
 from rnnlab.config.choices import CELLS as CELL_NAMES
 from rnnlab.internals import CheapHookName
-from rnnlab.models import Networks
 from rnnlab.models.forecaster import Forecaster, optimizer_and_schedule
+from rnnlab.models.network import Networks
 from rnnlab.training.experiment import build_datamodule, build_model, build_trainer
 
 
@@ -47,7 +47,7 @@ class EmptyStep(CheapHookName, L.LightningModule):
 
     It validates just enough for the project's callbacks to run as in a real fit: ``val/mse``
     for the checkpoints, ``hparams`` and, from its Forecaster, what the callbacks read of a
-    module (rnnlab.models.NetworkModule).
+    module (rnnlab.models.network.NetworkModule).
     """
 
     def __init__(self, forecaster: Forecaster) -> None:

@@ -15,8 +15,8 @@ from rnnlab import metrics as M
 from rnnlab.config import choices
 from rnnlab.config.schema import ModelConfig
 from rnnlab.internals import CheapHookName
-from rnnlab.models import NetworkEnd, Networks, Readout
 from rnnlab.models.cells import build_cell, initialize
+from rnnlab.models.network import NetworkEnd, Networks, Readout
 
 # Evaluation metrics are updated per step and logged once per epoch: a per-step
 # ``self.log(name, metric)`` makes Lightning move the whole Metric to the device on every
@@ -151,7 +151,7 @@ class Forecaster(CheapHookName, L.LightningModule):
     ``compile=True`` runs the Python-loop cells' time step through ``torch.compile``.
 
     A run of one network: what the job driver and the callbacks read of it
-    (rnnlab.models.NetworkModule) is at the end of the class.
+    (rnnlab.models.network.NetworkModule) is at the end of the class.
     """
 
     keeps_best_weights = False  # its best weights are the best checkpoint, which testing loads
@@ -327,7 +327,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         if not all(torch.isfinite(p).all() for p in self.parameters()):
             raise Diverged(trainer.current_epoch, trainer.global_step, math.nan, "weights")
 
-    # -- the rest of what the job driver and the callbacks read (rnnlab.models.NetworkModule) --
+    # -- the rest of what the job driver and the callbacks read (network.NetworkModule) --
     @property
     def alive(self) -> torch.Tensor:
         """Its one network: a Forecaster stops the run (Diverged) rather than outlive it."""

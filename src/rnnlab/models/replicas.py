@@ -31,8 +31,8 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from rnnlab import metrics as M
 from rnnlab.internals import CheapHookName
-from rnnlab.models import NetworkEnd, Networks
 from rnnlab.models.forecaster import Diverged, EpochLoss, Forecaster, optimizer_and_schedule
+from rnnlab.models.network import NetworkEnd, Networks
 from rnnlab.models.replica_net import ReplicaNet
 
 
@@ -58,7 +58,7 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
     Batches are ``(R, B, L, C)``, replica r's at ``[r]`` (rnnlab.data.tasks.ReplicaDataModule). What
     Lightning logs (and checkpoints monitor) is the mean over the replicas still training; the
     per-replica values go to TensorBoard runs ``tb/replica_<r>`` (rnnlab.observe.tensorboard).
-    What the job driver and the callbacks read of it (rnnlab.models.NetworkModule) is
+    What the job driver and the callbacks read of it (rnnlab.models.network.NetworkModule) is
     at the end of the class.
     """
 
@@ -279,7 +279,7 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         self.diverged_what = dict(checkpoint.get("replicas_diverged_what", {}))
         self.val_values = dict(checkpoint.get("replicas_last_val", {}))
 
-    # -- the rest of what the job driver and the callbacks read (rnnlab.models.NetworkModule) --
+    # -- the rest of what the job driver and the callbacks read (network.NetworkModule) --
     def grad_norms(self) -> torch.Tensor:
         """Each replica's total gradient norm, ``(R,)``."""
         return self.net.grad_norms()

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from rnnlab import metrics as M
-from rnnlab.models import Networks, Readout
 from rnnlab.models.cells import top_layer_states
 from rnnlab.models.forecaster import read_out
+from rnnlab.models.network import Networks, Readout
 
 
 def spectra(layers: Any) -> dict[str, list[Any]]:

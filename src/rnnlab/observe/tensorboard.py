@@ -26,7 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from rnnlab import metrics as M
 from rnnlab.internals import file_writer
-from rnnlab.models import Networks
+from rnnlab.models.network import Networks
 from rnnlab.observe import diagnostics, figures
 from rnnlab.observe.rollout import forecasts
 

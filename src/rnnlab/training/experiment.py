@@ -2,7 +2,7 @@
 
 :func:`train_and_test` reads as Lightning + Hydra's train.py: build the DataModule, the model,
 the callbacks and the Trainer; fit; test; record each network; write. The model is any
-LightningModule with rnnlab.models.NetworkModule's members, read the same way whether
+LightningModule with rnnlab.models.network.NetworkModule's members, read the same way whether
 it trains one network (Forecaster) or several (ReplicaForecaster).
 """
 
@@ -37,8 +37,8 @@ from rnnlab.config.resume import checkpoint_to_resume, last_checkpoint
 from rnnlab.data.baselines import network_baselines
 from rnnlab.data.tasks import DATAMODULES, ReplicaDataModule, WindowDataModule
 from rnnlab.internals import no_profiler
-from rnnlab.models import NetworkEnd, NetworkModule
 from rnnlab.models.forecaster import Diverged, Forecaster
+from rnnlab.models.network import NetworkEnd, NetworkModule
 from rnnlab.models.replicas import ReplicaForecaster
 from rnnlab.observe.csv_log import CSVEpochs, EpochCSVLogger
 from rnnlab.observe.rollout import forecasts
