@@ -14,6 +14,7 @@ from conftest import CONF
 from hydra import compose, initialize_config_dir
 
 from rnnlab import metrics as M
+from rnnlab import sweep as sweep_cli
 from rnnlab.analysis import summary as sweep
 
 
@@ -146,12 +147,12 @@ def test_empty_or_unfinished_sweep_still_gets_a_summary(tmp_path):
 
 def test_cli_rebuilds_the_files(tmp_path, capsys):
     make_job(tmp_path, 0, ["model=torch"], "ok", 1e-4, 1e-4)
-    sweep.main([str(tmp_path)])
+    sweep_cli.main([str(tmp_path)])
     names = ("summary.csv", "groups.csv", "summary.md", "summary.png")
     assert capsys.readouterr().out.split() == [str(tmp_path / name) for name in names]
     assert read_csv(tmp_path / "summary.csv")[0]["model"] == "torch"
     with pytest.raises(SystemExit):
-        sweep.main([str(tmp_path / "nope")])
+        sweep_cli.main([str(tmp_path / "nope")])
 
 
 def test_cli_refuses_a_folder_of_single_runs(tmp_path, capsys):
@@ -160,7 +161,7 @@ def test_cli_refuses_a_folder_of_single_runs(tmp_path, capsys):
         job = make_job(tmp_path, num, [f"model={cell}"], "ok", 1e-4, 1e-4)
         (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"mode": "RUN"}}))
     with pytest.raises(SystemExit) as exit_info:
-        sweep.main([str(tmp_path)])
+        sweep_cli.main([str(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "single runs, not the jobs of a -m sweep" in err

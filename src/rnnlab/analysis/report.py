@@ -1,5 +1,6 @@
-"""``python -m rnnlab.report DIR [DIR ...]``: the answers of one or more sweeps (the study
-presets, conf/study/), with their intervals, in ``report.md`` and its figures.
+"""The answers of one or more sweeps (the study presets, conf/study/), with their intervals, in
+``report.md`` and its figures; written by ``python -m rnnlab.report DIR [DIR ...]``
+(rnnlab.report).
 
 Each sweep directory is one study. Its configurations pool seeds and replicas
 (rnnlab.analysis.groups); a swept learning rate is a nuisance: each arm (a configuration without its
@@ -9,16 +10,13 @@ same seeds (rnnlab.analysis.groups.paired): a ratio of test MSEs with its 95% bo
 P(A better), or "no difference detectable" when the interval holds 1.
 
 The sentences are rnnlab.analysis.summary's (one definition for the sweep summary and the report).
-The
-report goes to ``DIR/report/`` of the first directory, or to ``--out``.
+The report goes to ``DIR/report/`` of the first directory, or to ``--out``.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -390,26 +388,3 @@ def write_report(dirs: list[Path], out: Path | None = None) -> Path:
     lines += reproduction_section([Path(d) for d in dirs], figures)
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m rnnlab.report", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("dirs", nargs="+", type=Path, help="sweep directories (one per study)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="a folder for report.md and its figures (default: DIR/report), or a .md file",
-    )
-    opts = parser.parse_args(argv)
-    missing = [d for d in opts.dirs if not d.is_dir()]
-    if missing:
-        print(f"error: {missing[0]} is not a directory", file=sys.stderr)
-        raise SystemExit(2)
-    print(write_report(opts.dirs, opts.out))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,19 +1,14 @@
 """Summarise a sweep from its job directories (rnnlab.analysis.jobs): ``summary.csv`` (one row per
-job),
-``groups.csv`` (one row per configuration, rnnlab.analysis.groups), ``summary.md`` and
-``summary.png``
-(drawn by rnnlab.analysis.summary_plot). Rebuild at any time, also for an unfinished
-or partly failed sweep::
-
-    python -m rnnlab.sweep outputs/multirun/<date>/<time>
+job), ``groups.csv`` (one row per configuration, rnnlab.analysis.groups), ``summary.md`` and
+``summary.png`` (drawn by rnnlab.analysis.summary_plot). Written when a sweep ends (Hydra's
+callback rnnlab.config.hydra_callbacks.SweepSummary) and rebuilt by ``python -m rnnlab.sweep DIR``
+(rnnlab.sweep) at any time, also for an unfinished or partly failed sweep.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -422,35 +417,3 @@ def summarize(sweep_dir: Path | str) -> list[Path]:
     paths[2].write_text(markdown(jobs, str(sweep_dir)))
     plot_summary(jobs, paths[3])
     return paths
-
-
-def not_a_sweep(sweep_dir: Path, jobs: list[Job]) -> str | None:
-    """Why ``sweep_dir`` cannot be summarised as a sweep, or None if it can."""
-    if not jobs:
-        return f"{sweep_dir} holds no job directories (ones with .hydra/ or {M.METRICS_FILE})"
-    if not any(job.multirun for job in jobs):
-        return (
-            f"{sweep_dir} holds single runs, not the jobs of a -m sweep; summarise a sweep "
-            "directory, outputs/multirun/<date>/<time>"
-        )
-    return None
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m rnnlab.sweep", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("sweep_dir", type=Path, help="outputs/multirun/<date>/<time>")
-    args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        parser.error(f"{args.sweep_dir} is not a directory")
-    problem = not_a_sweep(args.sweep_dir, collect(args.sweep_dir))
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    for path in summarize(args.sweep_dir):
-        print(path)
-
-
-if __name__ == "__main__":
-    main()

@@ -13,13 +13,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.config import hydra_setup
-from rnnlab.config.checks import validate
+# The sections compose their configs through this module; the command line, torch-free, checks
+# them with the same functions before any section is imported.
+from rnnlab.bench.checkout import checkout as checkout
+from rnnlab.bench.checkout import compose as compose
 from rnnlab.internals import no_profiler
 from rnnlab.training.experiment import quiet_known_warnings
 
@@ -159,30 +159,6 @@ def machine_info(threads: int, device: str) -> dict[str, Any]:
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name()
     return info
-
-
-def checkout() -> Path:
-    """The rnnlab checkout whose conf/ (and train.py) the bench runs: the current directory if
-    it has one, else the checkout this package was imported from (src/rnnlab/bench/ in it)."""
-    package_checkout = Path(__file__).resolve().parents[3]
-    for root in (Path.cwd(), package_checkout):
-        if (root / "conf" / "config.yaml").is_file():
-            return root
-    raise SystemExit(
-        f"rnnlab.bench: no conf/config.yaml in {Path.cwd()} or {package_checkout}; "
-        "run it from an rnnlab checkout"
-    )
-
-
-def compose(overrides: list[str]) -> DictConfig:
-    """The config train.py would run, composed from the checkout's conf/ and checked as
-    train.py checks it."""
-    conf = checkout() / "conf"
-    hydra_setup.register()  # as train.py does before Hydra composes conf/
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides)
-    validate(cfg)
-    return cfg
 
 
 # -- report ----------------------------------------------------------------------------------
