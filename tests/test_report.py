@@ -70,3 +70,28 @@ def test_report_of_a_tanh_relu_sweep_states_the_comparison_with_its_interval(tmp
     # its numbers are the groups' of the same networks
     groups = pd.read_csv(sweep / "groups.csv")
     assert len(groups) == 4 and set(groups["n"]) == {3}
+
+
+def test_report_and_summary_order_a_factors_values_alike(tmp_path):
+    """The command line's order, data=sincos_noisy,adding_short: the summary's effects take
+    sincos_noisy as the reference and the report answers for it first."""
+    from test_groups import write_job
+
+    from rnnlab.analysis.jobs import collect
+    from rnnlab.analysis.report import Figures, study_section
+    from rnnlab.analysis.summary import markdown
+
+    num = 0
+    for task in ("sincos_noisy", "adding_short"):
+        for act in ("tanh", "relu"):
+            for seed in range(3):
+                val = 1e-3 * (1 + seed) * (2 if act == "relu" else 1)
+                write_job(
+                    tmp_path, num, [f"data={task}", f"act={act}", f"seed={seed}"], "ok", val, val
+                )
+                num += 1
+    md = markdown(collect(tmp_path), "s")
+    assert "`data=adding_short` vs `sincos_noisy`" in md
+    (tmp_path / "figures").mkdir()
+    report = "\n".join(study_section(tmp_path, Figures(tmp_path / "figures")))
+    assert report.index("On `data=sincos_noisy`") < report.index("On `data=adding_short`")

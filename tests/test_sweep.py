@@ -120,8 +120,8 @@ def test_markdown_shows_best_per_cell_and_each_configuration(sweep_dir):
     assert "| concat | (no finished network) | 3 | 0/3 |" in md
     # configurations (groups.csv), best first by val/mse_best; diverged and failed last
     table = md.split("## Configurations, best first")[1].split("![summary]")[0]
-    assert "| scratch | 8 | 1 | 1 | 0/1 (0%) | 0.0001 | - | 0.0001 | 0.0001 | 0.0001 |" in table
-    assert "| torch | 8 | 1 | 0 | 1/1 (100%) | - |" in table
+    assert "| scratch | 8 | 1 | 1 | 0/1 (0%) | 0.0001 | n/a | 0.0001 | 0.0001 | 0.0001 |" in table
+    assert "| torch | 8 | 1 | 0 | 1/1 (100%) | n/a |" in table
     assert " to " not in md.split("## Jobs")[0]  # numeric factors are never binned into ranges
     rows = [line for line in md.split("## Jobs, best first")[1].splitlines() if line[:2] == "| "]
     assert [row.split("|")[1].strip() for row in rows[1:]] == list("1203456")

@@ -144,21 +144,6 @@ def not_a_jobs_dir(path: Path) -> str | None:
     return f"{path} holds no job directories (ones with .hydra/ or {M.METRICS_FILE}); give {where}"
 
 
-def as_number(text: Any) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def value_order(values: Iterable[Any]) -> list[Any]:
-    """Distinct values, numerically sorted when they are all numbers."""
-    distinct = list(dict.fromkeys(values))
-    if all(as_number(v) is not None for v in distinct):
-        return sorted(distinct, key=as_number)
-    return sorted(distinct, key=str)
-
-
 def override_keys(jobs: list[Job]) -> list[str]:
     return list(dict.fromkeys(k for job in jobs for k in job.overrides))
 

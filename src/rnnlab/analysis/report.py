@@ -15,7 +15,6 @@ The report goes to ``DIR/report/`` of the first directory, or to ``--out``.
 
 from __future__ import annotations
 
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,9 @@ from matplotlib.figure import Figure
 
 from rnnlab import metrics as M
 from rnnlab.analysis import groups
-from rnnlab.analysis.jobs import collect, value_order
-from rnnlab.analysis.summary import effect_sentence, markdown_table
+from rnnlab.analysis.jobs import collect
+from rnnlab.analysis.summary import effect_sentence
+from rnnlab.analysis.text import fmt, markdown_table
 from rnnlab.observe.diagnostics import first_over_last
 
 LR = "model.lr"
@@ -39,20 +39,16 @@ def _by_task(nets: pd.DataFrame, arms: list[str]) -> list[tuple[Any, pd.DataFram
     """The networks of each task when the study swept ``data=``, else all of them."""
     if TASK not in arms:
         return [(None, nets)]
-    return [(task, nets[nets[TASK] == task]) for task in value_order(nets[TASK])]
+    return [(task, nets[nets[TASK] == task]) for task in groups.factor_values(nets, TASK)]
 
 
 DPI = 100
 
 
 def _cell(value: Any) -> str:
-    return _fmt(value) if isinstance(value, float) else str(value)
-
-
-def _fmt(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    return f"{x:.3g}"
+    """A table value: numbers as every text of the analysis writes them, counts and names as
+    they are."""
+    return fmt(value) if isinstance(value, float) else str(value)
 
 
 def at_best_lr(nets: pd.DataFrame, factors: list[str]) -> tuple[pd.DataFrame, list[str], dict]:
@@ -109,7 +105,7 @@ def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
     fig = Figure(figsize=(10, 4.5), dpi=DPI)
     share, error = fig.subplots(1, 2)
     nets = nets.assign(diverged=(nets["status"] == "diverged").astype(float))
-    for value in value_order(nets[clip].astype(str)):
+    for value in map(str, groups.factor_values(nets, clip)):
         rows = nets[nets[clip].astype(str) == value]
         label = "no clipping" if value in ("null", "None", "nan") else f"clip at {value}"
         rate = rows.groupby(LR)["diverged"].mean()

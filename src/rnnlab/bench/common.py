@@ -3,6 +3,7 @@ the bare Trainer, the machine, the config, the table printer and the targets."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -16,9 +17,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-# The sections compose their configs through this module; the command line, torch-free, checks
-# them with the same functions before any section is imported.
-from rnnlab.bench.checkout import checkout as checkout
+from rnnlab.analysis.text import fmt
+from rnnlab.bench.checkout import checkout as checkout  # the sections' (torch-free: __main__'s too)
 from rnnlab.bench.checkout import compose as compose
 from rnnlab.internals import no_profiler
 from rnnlab.training.experiment import quiet_known_warnings
@@ -163,7 +163,7 @@ def machine_info(threads: int, device: str) -> dict[str, Any]:
 
 # -- report ----------------------------------------------------------------------------------
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [headers, *[[_fmt(v) for v in row] for row in rows]]
+    cells = [headers, *[[_cell(v) for v in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
         "  ".join(
@@ -176,10 +176,12 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
+def _cell(value: Any) -> str:
+    """A number as the analysis writes it (rnnlab.analysis.text.fmt), but whole from 1000 up:
+    rates and sizes read better as 12345 than as 1.23e+04."""
+    if isinstance(value, float) and math.isfinite(value) and abs(value) >= 1000:
+        return f"{value:.0f}"
+    return fmt(value) if isinstance(value, float) or value is None else str(value)
 
 
 def size(row: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import metrics as M
 from rnnlab.analysis import stats
+from rnnlab.analysis.text import fmt as _fmt  # as summary.md and report.md write numbers
 from rnnlab.config import choices
 from rnnlab.config.checks import validate
 from rnnlab.config.hydra_callbacks import is_basic_sweep
@@ -336,10 +337,6 @@ def write_metrics(run_dir: Path, result: dict[str, Any]) -> Path:
     path = Path(run_dir) / METRICS_FILE
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return path
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g}"
 
 
 def summary_text(result: dict[str, Any], run_dir: Path) -> str:
