@@ -24,6 +24,21 @@ CASES = {
     "report: no jobs": ("rnnlab.report", ["{tmp}/empty"], "holds no job directories"),
     "report: a file": ("rnnlab.report", ["{tmp}/sweep", "{tmp}/file"], "is a file"),
     "report: no directory": ("rnnlab.report", [], "the following arguments are required"),
+    "report: no job has finished": (
+        "rnnlab.report",
+        ["{tmp}/unfinished"],
+        "no job in {tmp}/unfinished has a readable metrics.json (2 job directories",
+    ),
+    "report: --out is a file": (
+        "rnnlab.report",
+        ["{tmp}/sweep", "--out", "{tmp}/file"],
+        "is a file; give a folder, or a .md file name",
+    ),
+    "report: --out under a file": (
+        "rnnlab.report",
+        ["{tmp}/sweep", "--out", "{tmp}/file/report.md"],
+        "cannot create it",
+    ),
     "bench: unknown option": ("rnnlab.bench", ["--bogus"], "unrecognized arguments: --bogus"),
     "bench: unknown section": ("rnnlab.bench", ["--sections", "nope"], "unknown sections"),
     "bench: zero repetitions": ("rnnlab.bench", ["--reps", "0"], "expected an integer >= 1"),
@@ -70,6 +85,9 @@ def places(tmp_path_factory) -> Path:
     (tmp / "empty" / "notes").mkdir(parents=True)
     (tmp / "run" / ".hydra").mkdir(parents=True)
     (tmp / "sweep" / "0_model=torch" / ".hydra").mkdir(parents=True)
+    (tmp / "sweep" / "0_model=torch" / "metrics.json").write_text('{"status": "ok"}')
+    for job in ("0_seed=0", "1_seed=1"):  # still running: no metrics.json yet
+        (tmp / "unfinished" / job / ".hydra").mkdir(parents=True)
     return tmp
 
 
@@ -85,4 +103,4 @@ def test_bad_argument_is_one_line_exit_2_before_the_heavy_imports(places, case):
     assert result == {"code": 2, "heavy": []}, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert says in lines[0]
+    assert says.format(tmp=places) in lines[0]

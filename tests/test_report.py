@@ -95,3 +95,34 @@ def test_report_and_summary_order_a_factors_values_alike(tmp_path):
     (tmp_path / "figures").mkdir()
     report = "\n".join(study_section(tmp_path, Figures(tmp_path / "figures")))
     assert report.index("On `data=sincos_noisy`") < report.index("On `data=adding_short`")
+
+
+def test_report_names_the_jobs_it_cannot_read(tmp_path, capsys):
+    """A job whose metrics.json was cut off, or holds no record, is named in report.md and on
+    stderr, as summary.md names it; a damaged csv/metrics.csv is left out of the curves, named."""
+    from test_groups import write_job
+
+    from rnnlab.report import main
+
+    sweep = tmp_path / "sweep"
+    for num, act in enumerate(("tanh", "relu", "tanh", "relu")):
+        write_job(sweep, num, [f"act={act}", f"seed={num // 2}"], "ok", 1e-3, 1e-3)
+    cut = write_job(sweep, 4, ["act=tanh", "seed=2"], "ok", 1e-3, 1e-3)
+    (cut / "metrics.json").write_text('{"status": "ok", "test/m')
+    listed = write_job(sweep, 5, ["act=relu", "seed=2"], "ok", 1e-3, 1e-3)
+    (listed / "metrics.json").write_text("[1, 2]")
+    (sweep / "0_act=tanh,seed=0" / "csv").mkdir()
+    (sweep / "0_act=tanh,seed=0" / "csv" / "metrics.csv").write_bytes(b"\xe3\x00\xff")
+    main([str(sweep), "--out", str(tmp_path / "report.md")])
+    out, err = capsys.readouterr()
+    report = (tmp_path / "report.md").read_text()
+    assert "4 jobs, 4 networks" in report
+    assert "Not in this report: 2 jobs without a readable `metrics.json`" in report
+    assert "- `4_act=tanh,seed=2`: unreadable metrics.json: Unterminated string" in report
+    assert "- `5_act=relu,seed=2`: unreadable metrics.json: a JSON list, not an object" in report
+    assert "Left out of the learning curves, unreadable: `0_act=tanh,seed=0/csv/metrics.csv`" in (
+        report
+    )
+    assert out.strip() == str(tmp_path / "report.md")
+    assert err.count("\n") == 1 and "2 jobs without a readable metrics.json" in err
+    assert "4_act=tanh,seed=2, 5_act=relu,seed=2" in err

@@ -107,6 +107,9 @@ def read_job(path: Path, fallback_num: int) -> Job:
     except (OSError, ValueError) as err:
         error = f"unreadable {M.METRICS_FILE}: {err}"
         return Job(num, path, overrides, "missing", error=error, multirun=multirun)
+    if not isinstance(record, dict):  # valid JSON but no record: a damaged or foreign file
+        error = f"unreadable {M.METRICS_FILE}: a JSON {type(record).__name__}, not an object"
+        return Job(num, path, overrides, "missing", error=error, multirun=multirun)
     status = record.get("status") if record.get("status") in STATUSES else "failed"
     return Job(num, path, overrides, status, record, record.get("error"), multirun)
 
