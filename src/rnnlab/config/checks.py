@@ -451,3 +451,31 @@ def _check_machine_limits(cfg: DictConfig) -> None:
     """What the types and the memory of the machine cannot hold (after the ranges above)."""
     _check_float32_range(cfg)
     _check_data_fits(cfg)
+
+
+def check_output_dir(path: Any, key: str) -> None:
+    """Refuse a run or sweep directory that cannot be created or written (a file in the way, a
+    read-only disk, /proc), naming it and ``key`` to choose another, before anything runs. It is
+    created here, as Hydra would create it next: trying is the only test that /proc passes."""
+    folder = os.path.abspath(str(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        blocking = _file_in_the_way(folder)
+        why = f"{blocking} is a file" if blocking else err.strerror or type(err).__name__
+        raise ConfigError(
+            f"{key}={path}: cannot create the directory: {why}; choose another with {key}=DIR"
+        ) from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{key}={path}: cannot write in the directory (permission denied); choose another "
+            f"with {key}=DIR"
+        )
+
+
+def _file_in_the_way(folder: str) -> str | None:
+    """The file where ``folder`` or one of the folders above it should be, if any."""
+    path = folder
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return None if os.path.isdir(path) else path

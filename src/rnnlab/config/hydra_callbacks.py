@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from rnnlab import internals
 from rnnlab.config import hydra_setup
-from rnnlab.config.checks import check_distinct_seeds, validate
+from rnnlab.config.checks import check_distinct_seeds, check_output_dir, validate
 from rnnlab.config.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class ValidateConfig(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             validate(config)
+            check_output_dir(config.hydra.run.dir, "hydra.run.dir")
         except ConfigError as err:
             raise InvalidConfig(str(err)) from err
 
@@ -62,8 +63,9 @@ class ValidateConfig(Callback):
         try:
             if not is_basic_sweep(config.hydra):
                 validate(config)  # the values every job shares; the sweeper's are checked later
-                return
-            check_distinct_seeds(_validated_jobs(config))  # and no two train the same seed
+            else:
+                check_distinct_seeds(_validated_jobs(config))  # and no two train the same seed
+            check_output_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
         except ConfigError as err:
             raise InvalidConfig(str(err)) from err
 
