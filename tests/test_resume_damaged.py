@@ -105,3 +105,17 @@ def test_a_damaged_hydra_record_is_one_line(run, name, text, says):
     with pytest.raises(ConfigError) as caught:
         expand_resume([f"resume={run_dir}"])
     assert "\n" not in str(caught.value) and says in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("damage", [b"\x93\x00 not text", b"epoch,step,val/mse\n0,40,1e-"])
+def test_a_damaged_csv_log_is_kept_and_a_new_one_started(run, caplog, damage):
+    from rnnlab.observe.csv_log import EpochCSVLogger
+
+    run_dir, cfg = run
+    log_file = run_dir / "csv" / "metrics.csv"
+    log_file.write_bytes(damage)
+    with caplog.at_level(logging.WARNING):
+        checkpoint_to_resume(cfg, run_dir)
+    assert (run_dir / "csv" / "metrics.csv.unreadable").read_bytes() == damage
+    assert f"{log_file} is damaged" in caplog.text
+    assert EpochCSVLogger(run_dir, resume=True).experiment.rows == {}  # reads back: a new one

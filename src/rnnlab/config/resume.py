@@ -130,6 +130,7 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> ResumePoint | None:
                 f"data and seed (only {', '.join(CHANGEABLE)} may change); start a new run instead"
             )
     path, checkpoint = newest_intact_checkpoint(resume_dir)
+    set_aside_damaged_log(resume_dir)
     wanted = OmegaConf.to_container(cfg.model, resolve=True)
     check_hparams(checkpoint.get("hyper_parameters", {}), wanted, path)
     # Lightning warns that checkpoints/ is not empty: expected, it is the run being resumed.
@@ -246,3 +247,29 @@ def newest_intact_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
         f"resume={run_dir}: no checkpoint in {folder} can be loaded (damaged: {listed or 'none'}); "
         "start the run again without resume= (the damaged files are left as they are)"
     )
+
+
+def set_aside_damaged_log(run_dir: Path) -> None:
+    """A ``csv/metrics.csv`` that cannot be read back (it is rewritten whole at every epoch's
+    end, so a kill can cut it off) would crash the resumed run when the CSV logger reads its
+    rows: it is renamed ``metrics.csv.unreadable``, kept, with a warning, and the resumed run
+    starts a new one. Read with the logger's own reader, so both agree on what is damaged."""
+    from rnnlab.observe.csv_log import CSV_FILE, _EpochRows
+
+    path = Path(run_dir) / CSV_FILE
+    if not path.is_file():
+        return
+    try:
+        _EpochRows(str(path.parent), resume=True)
+    except Exception as err:  # a cut-off row, bytes that are not text, a missing column
+        aside = _set_aside(path)
+        log.warning(
+            "%s is damaged (%s); kept as %s; the resumed run starts a new one (the epochs "
+            "before it are in TensorBoard)",
+            path,
+            _reason(err),
+            aside.name,
+        )
+        # Lightning then warns that csv/ is not empty and its logs "will be deleted": only the
+        # new metrics.csv is written there, the kept one stays.
+        warnings.filterwarnings("ignore", message=r"Experiment logs directory .* is not empty")
