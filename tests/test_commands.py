@@ -104,3 +104,18 @@ def test_bad_argument_is_one_line_exit_2_before_the_heavy_imports(places, case):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert says.format(tmp=places) in lines[0]
+
+
+def test_sweep_summary_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    """A read-only or full disk, or a folder in the way: the jobs' files stay untouched."""
+    from test_groups import write_job
+
+    from rnnlab import sweep
+
+    write_job(tmp_path, 0, ["model=torch"], "ok", 1e-4, 1e-4)
+    (tmp_path / "summary.csv").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        sweep.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write {tmp_path / 'summary.csv'}: Is a directory\n"
