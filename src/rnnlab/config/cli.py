@@ -2,8 +2,9 @@
 
 Hydra prints composition errors over several lines, and errors raised in a run with a stack
 trace. Here Hydra is asked to raise them (``HYDRA_FULL_ERROR=1``), and the ones a user caused
-(a bad config value, key, option or override; an unusable checkpoint) become a single line on
-stderr with exit status 2. Set ``HYDRA_FULL_ERROR=1`` yourself to see the full trace instead.
+(a bad config value, key, option or override; an unusable checkpoint; a run directory that
+cannot be written) become a single line on stderr with exit status 2, also when they leave a
+running job (:func:`in_job`). Set ``HYDRA_FULL_ERROR=1`` yourself to see the full trace instead.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rnnlab.config.resume import expand_resume
 from rnnlab.internals import is_lightning_config_error
 
 EXIT_CONFIG_ERROR = 2
+_show_traceback = False  # the user's own HYDRA_FULL_ERROR=1, as run() found it
 
 
 def _as_given(key: str, argv: list[str]) -> str:
@@ -85,9 +87,6 @@ def run(main: Callable[[], Any]) -> None:
             raise
         print(f"error: {line}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
-
-
-_show_traceback = False  # the user's own HYDRA_FULL_ERROR=1, read by run()
 
 
 def in_job(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

@@ -50,7 +50,8 @@ def _validated_jobs(config: DictConfig) -> Iterator[DictConfig]:
 class ValidateConfig(Callback):
     """Validates a run, or every job of a basic sweep, once, before Hydra creates any
     directory, so a bad value neither trains nor writes anything; a basic sweep two of whose
-    jobs would train the same seed is refused too (checks.check_distinct_seeds)."""
+    jobs would train the same seed is refused too (checks.check_distinct_seeds). Then creates
+    the run or sweep directory, refusing one that cannot be (checks.check_output_dir)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
