@@ -54,7 +54,7 @@ def test_report_of_a_tanh_relu_sweep_states_the_comparison_with_its_interval(tmp
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = subprocess.run(
-        [sys.executable, "-m", "rnnlab.analysis.report", str(sweep)],
+        [sys.executable, "-m", "rnnlab.report", str(sweep)],
         cwd=ROOT,
         capture_output=True,
         text=True,

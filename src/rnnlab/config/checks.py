@@ -388,11 +388,8 @@ ADAM_FIRST_STEP = 10
 #: The largest normal draw torch makes is below 9 (Box-Muller over its uniform draws), so
 #: noise_std * 10 bounds every noise value.
 NOISE_DRAW_MAX = 10
-#: Bytes per point while a sin/cos series is built (x, sin, cos, the stacked series, the noise
-#: and the noisy series in float32), and per step of an adding-problem sequence (values,
-#: markers, inputs of two channels, targets).
-SINCOS_BYTES_PER_POINT = 4 * 8
-ADDING_BYTES_PER_STEP = 4 * 7
+#: Bytes per point of a sin/cos series: [sin, cos] in float32 (its windows are views of it).
+SERIES_BYTES_PER_POINT = 4 * 2
 
 
 def _at_most(key: str, value: Any, limit: float, low: str, why: str) -> None:
@@ -428,7 +425,7 @@ def _check_data_fits(cfg: DictConfig) -> None:
         return
     if data.name == "adding":
         sizes = {k: data[k] for k in ("n_train", "n_val", "n_test")}
-        need = ADDING_BYTES_PER_STEP * sum(sizes.values()) * data.seq_len
+        need = replica_data_bytes(data)  # one network's sequences, as _check_size counts them
         key = max(sizes, key=lambda k: sizes[k])
         what = (
             f"{sum(sizes.values())} sequences (data.n_train + data.n_val + data.n_test) of "
@@ -436,7 +433,7 @@ def _check_data_fits(cfg: DictConfig) -> None:
         )
         key, value = f"data.{key}", sizes[key]
     else:
-        need = SINCOS_BYTES_PER_POINT * data.n_points
+        need = SERIES_BYTES_PER_POINT * data.n_points
         key, value, what = "data.n_points", data.n_points, f"a series of {data.n_points} points"
     if need > memory:
         raise invalid(
