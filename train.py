@@ -14,7 +14,7 @@ def main(cfg: DictConfig) -> float:
     # Imported here: torch and Lightning take seconds, and a bad config fails before them.
     from rnnlab.training.experiment import hydra_job
 
-    return hydra_job(cfg)
+    return cli.in_job(hydra_job)(cfg)  # errors the user caused leave the job as one line too
 
 
 if __name__ == "__main__":

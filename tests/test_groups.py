@@ -90,7 +90,7 @@ def test_numeric_factors_are_numbers_sorted_numerically_and_never_binned(tmp_pat
     for num, size in enumerate((128, 8, 32, 16, 64, 256, 512, 1024)):
         write_job(tmp_path, num, [f"model.hidden_size={size}"], "ok", 1e-4, 1e-4)
     nets, keys = nets_and_keys(tmp_path)
-    assert groups.value_order(nets, "model.hidden_size") == [8, 16, 32, 64, 128, 256, 512, 1024]
+    assert groups.factor_values(nets, "model.hidden_size") == [8, 16, 32, 64, 128, 256, 512, 1024]
     table = groups.groups_table(nets, keys)  # ties in the objective: factor order
     assert list(table["model.hidden_size"]) == [8, 16, 32, 64, 128, 256, 512, 1024]
     assert table["model.hidden_size"].dtype.kind == "i"

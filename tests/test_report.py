@@ -54,7 +54,7 @@ def test_report_of_a_tanh_relu_sweep_states_the_comparison_with_its_interval(tmp
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = subprocess.run(
-        [sys.executable, "-m", "rnnlab.analysis.report", str(sweep)],
+        [sys.executable, "-m", "rnnlab.report", str(sweep)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -70,3 +70,59 @@ def test_report_of_a_tanh_relu_sweep_states_the_comparison_with_its_interval(tmp
     # its numbers are the groups' of the same networks
     groups = pd.read_csv(sweep / "groups.csv")
     assert len(groups) == 4 and set(groups["n"]) == {3}
+
+
+def test_report_and_summary_order_a_factors_values_alike(tmp_path):
+    """The command line's order, data=sincos_noisy,adding_short: the summary's effects take
+    sincos_noisy as the reference and the report answers for it first."""
+    from test_groups import write_job
+
+    from rnnlab.analysis.jobs import collect
+    from rnnlab.analysis.report import Figures, study_section
+    from rnnlab.analysis.summary import markdown
+
+    num = 0
+    for task in ("sincos_noisy", "adding_short"):
+        for act in ("tanh", "relu"):
+            for seed in range(3):
+                val = 1e-3 * (1 + seed) * (2 if act == "relu" else 1)
+                write_job(
+                    tmp_path, num, [f"data={task}", f"act={act}", f"seed={seed}"], "ok", val, val
+                )
+                num += 1
+    md = markdown(collect(tmp_path), "s")
+    assert "`data=adding_short` vs `sincos_noisy`" in md
+    (tmp_path / "figures").mkdir()
+    report = "\n".join(study_section(tmp_path, Figures(tmp_path / "figures")))
+    assert report.index("On `data=sincos_noisy`") < report.index("On `data=adding_short`")
+
+
+def test_report_names_the_jobs_it_cannot_read(tmp_path, capsys):
+    """A job whose metrics.json was cut off, or holds no record, is named in report.md and on
+    stderr, as summary.md names it; a damaged csv/metrics.csv is left out of the curves, named."""
+    from test_groups import write_job
+
+    from rnnlab.report import main
+
+    sweep = tmp_path / "sweep"
+    for num, act in enumerate(("tanh", "relu", "tanh", "relu")):
+        write_job(sweep, num, [f"act={act}", f"seed={num // 2}"], "ok", 1e-3, 1e-3)
+    cut = write_job(sweep, 4, ["act=tanh", "seed=2"], "ok", 1e-3, 1e-3)
+    (cut / "metrics.json").write_text('{"status": "ok", "test/m')
+    listed = write_job(sweep, 5, ["act=relu", "seed=2"], "ok", 1e-3, 1e-3)
+    (listed / "metrics.json").write_text("[1, 2]")
+    (sweep / "0_act=tanh,seed=0" / "csv").mkdir()
+    (sweep / "0_act=tanh,seed=0" / "csv" / "metrics.csv").write_bytes(b"\xe3\x00\xff")
+    main([str(sweep), "--out", str(tmp_path / "report.md")])
+    out, err = capsys.readouterr()
+    report = (tmp_path / "report.md").read_text()
+    assert "4 jobs, 4 networks" in report
+    assert "Not in this report: 2 jobs without a readable `metrics.json`" in report
+    assert "- `4_act=tanh,seed=2`: unreadable metrics.json: Unterminated string" in report
+    assert "- `5_act=relu,seed=2`: unreadable metrics.json: a JSON list, not an object" in report
+    assert "Left out of the learning curves, unreadable: `0_act=tanh,seed=0/csv/metrics.csv`" in (
+        report
+    )
+    assert out.strip() == str(tmp_path / "report.md")
+    assert err.count("\n") == 1 and "2 jobs without a readable metrics.json" in err
+    assert "4_act=tanh,seed=2, 5_act=relu,seed=2" in err

@@ -113,3 +113,18 @@ def test_resuming_a_finished_run_changes_nothing(uninterrupted, tmp_path):
     assert "already finished: 4 of 4 epochs" in proc.stdout and "nothing changed" in proc.stdout
     after = {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()}
     assert after == before  # no re-test, no new events, metrics.json and fit_seconds as they were
+
+
+def test_a_cut_off_last_checkpoint_resumes_from_the_intact_one_exactly(uninterrupted, tmp_path):
+    """SIGTERM, then last.ckpt cut off as a kill while writing it leaves it: the resumed run
+    says which checkpoint it used, keeps the damaged file, and ends exactly as an uninterrupted
+    one."""
+    stopped = signal_after_first_checkpoint(tmp_path, signal.SIGTERM)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    cut = last.read_bytes()[: last.stat().st_size // 2]
+    last.write_bytes(cut)
+    resumed = resume(tmp_path)
+    assert f"{last} is damaged" in resumed.stdout and "resuming from " in resumed.stdout
+    assert (tmp_path / "checkpoints" / "last.ckpt.unreadable").read_bytes() == cut
+    assert exact(tmp_path) == exact(uninterrupted)

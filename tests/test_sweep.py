@@ -14,6 +14,7 @@ from helpers import write_job
 
 from rnnlab import internals
 from rnnlab import metrics as M
+from rnnlab import sweep as sweep_cli
 from rnnlab.analysis import summary as sweep
 
 
@@ -89,8 +90,8 @@ def test_markdown_shows_best_per_cell_and_each_configuration(sweep_dir):
     assert "| concat | (no finished network) | 3 | 0/3 |" in md
     # configurations (groups.csv), best first by val/mse_best; diverged and failed last
     table = md.split("## Configurations, best first")[1].split("![summary]")[0]
-    assert "| scratch | 8 | 1 | 1 | 0/1 (0%) | 0.0001 | - | 0.0001 | 0.0001 | 0.0001 |" in table
-    assert "| torch | 8 | 1 | 0 | 1/1 (100%) | - |" in table
+    assert "| scratch | 8 | 1 | 1 | 0/1 (0%) | 0.0001 | n/a | 0.0001 | 0.0001 | 0.0001 |" in table
+    assert "| torch | 8 | 1 | 0 | 1/1 (100%) | n/a |" in table
     assert " to " not in md.split("## Jobs")[0]  # numeric factors are never binned into ranges
     rows = [line for line in md.split("## Jobs, best first")[1].splitlines() if line[:2] == "| "]
     assert [row.split("|")[1].strip() for row in rows[1:]] == list("1203456")
@@ -116,12 +117,12 @@ def test_empty_or_unfinished_sweep_still_gets_a_summary(tmp_path):
 
 def test_cli_rebuilds_the_files(tmp_path, capsys):
     write_job(tmp_path, 0, ["model=torch"], "ok", 1e-4, 1e-4)
-    sweep.main([str(tmp_path)])
+    sweep_cli.main([str(tmp_path)])
     names = ("summary.csv", "groups.csv", "summary.md", "summary.png")
     assert capsys.readouterr().out.split() == [str(tmp_path / name) for name in names]
     assert read_csv(tmp_path / "summary.csv")[0]["model"] == "torch"
     with pytest.raises(SystemExit):
-        sweep.main([str(tmp_path / "nope")])
+        sweep_cli.main([str(tmp_path / "nope")])
 
 
 def test_cli_refuses_a_folder_of_single_runs(tmp_path, capsys):
@@ -130,7 +131,7 @@ def test_cli_refuses_a_folder_of_single_runs(tmp_path, capsys):
         job = write_job(tmp_path, num, [f"model={cell}"], "ok", 1e-4, 1e-4)
         (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"mode": "RUN"}}))
     with pytest.raises(SystemExit) as exit_info:
-        sweep.main([str(tmp_path)])
+        sweep_cli.main([str(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "single runs, not the jobs of a -m sweep" in err

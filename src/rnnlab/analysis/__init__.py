@@ -3,5 +3,6 @@
 ``jobs``: a sweep's job directories as records; ``groups``: networks pooled into configurations
 and paired effects (``groups.csv``); ``stats``: the interval methods; ``summary`` and
 ``summary_plot``: a sweep's ``summary.csv``/``.md``/``.png``; ``report``: a report over several
-studies. A new statistic goes in ``stats``; a new table or figure of a sweep in ``summary``.
+studies; ``text``: how all of them write a number and order a factor's values. A new statistic
+goes in ``stats``; a new table or figure of a sweep in ``summary``.
 """

@@ -29,7 +29,8 @@ from scipy import stats as sps
 
 from rnnlab import metrics as M
 from rnnlab.analysis import stats
-from rnnlab.analysis.jobs import MANY_VALUES, RANK_BY, Job, as_number, swept_factors
+from rnnlab.analysis.jobs import MANY_VALUES, RANK_BY, Job, swept_factors
+from rnnlab.analysis.text import as_number, value_order
 from rnnlab.config import choices
 
 #: Swept keys that choose seeds, never a configuration (a replicas job's networks are seeds).
@@ -117,11 +118,10 @@ def is_continuous(nets: pd.DataFrame, factor: str) -> bool:
     return is_numeric(nets, factor) and nets[factor].nunique() > MANY_VALUES
 
 
-def value_order(nets: pd.DataFrame, factor: str) -> list[Any]:
-    """A factor's values in the sweep's order: numbers ascending, others as the jobs first
-    use them (the command line's order for Hydra's basic sweeper)."""
-    values = list(dict.fromkeys(nets.sort_values("job", kind="stable")[factor]))
-    return sorted(values) if is_numeric(nets, factor) else values
+def factor_values(nets: pd.DataFrame, factor: str) -> list[Any]:
+    """A factor's values in the sweep's order (rnnlab.analysis.text.value_order of the jobs in
+    job order): numbers ascending, others as the jobs first use them."""
+    return value_order(nets.sort_values("job", kind="stable")[factor])
 
 
 def _summary(values: np.ndarray) -> dict[str, float | None]:
@@ -140,7 +140,7 @@ def _summary(values: np.ndarray) -> dict[str, float | None]:
 def _sort_by_factors(table: pd.DataFrame, nets: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     if not keys or table.empty:
         return table
-    ranks = {k: {v: i for i, v in enumerate(value_order(nets, k))} for k in keys}
+    ranks = {k: {v: i for i, v in enumerate(factor_values(nets, k))} for k in keys}
     return table.sort_values(keys, key=lambda col: col.map(ranks[col.name]), kind="stable")
 
 
@@ -301,7 +301,7 @@ def effects(nets: pd.DataFrame, keys: Iterable[str], metric: str = M.TEST_MSE) -
         if is_continuous(nets, factor):
             out.append(continuous_effect(nets, factor, metric))
             continue
-        values = value_order(nets, factor)
+        values = factor_values(nets, factor)
         for value in values[1:]:
             effect = paired(nets, factor, value, values[0], metric)
             for arm, v in (("a", value), ("b", values[0])):

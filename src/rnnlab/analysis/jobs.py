@@ -106,33 +106,44 @@ def read_job(path: Path, fallback_num: int) -> Job:
     except (OSError, ValueError) as err:
         error = f"unreadable {M.METRICS_FILE}: {err}"
         return Job(num, path, overrides, "missing", error=error, multirun=multirun)
+    if not isinstance(record, dict):  # valid JSON but no record: a damaged or foreign file
+        error = f"unreadable {M.METRICS_FILE}: a JSON {type(record).__name__}, not an object"
+        return Job(num, path, overrides, "missing", error=error, multirun=multirun)
     status = record.get("status") if record.get("status") in STATUSES else "failed"
     return Job(num, path, overrides, status, record, record.get("error"), multirun)
 
 
+def is_job_dir(path: Path) -> bool:
+    """A job's (or a single run's) directory: Hydra's ``.hydra/`` record or a ``metrics.json``."""
+    return path.is_dir() and ((path / ".hydra").is_dir() or (path / M.METRICS_FILE).exists())
+
+
 def collect(sweep_dir: Path) -> list[Job]:
     """Every job directory directly under ``sweep_dir``, in job-number order."""
-    dirs = sorted(
-        p
-        for p in Path(sweep_dir).iterdir()
-        if p.is_dir() and ((p / ".hydra").is_dir() or (p / M.METRICS_FILE).exists())
-    )
+    dirs = sorted(p for p in Path(sweep_dir).iterdir() if is_job_dir(p))
     return sorted((read_job(p, i) for i, p in enumerate(dirs)), key=lambda j: (j.num, j.path))
 
 
-def as_number(text: Any) -> float | None:
+def not_a_jobs_dir(path: Path) -> str | None:
+    """Why the commands (``python -m rnnlab.sweep``, ``python -m rnnlab.report``) cannot read
+    jobs from ``path``, in one line that says what to give instead; None when they can."""
+    where = "a sweep directory, outputs/multirun/<date>/<time>"
+    if not path.exists():
+        return f"{path} does not exist; give {where}"
+    if not path.is_dir():
+        return f"{path} is a file, not a directory; give {where}"
     try:
-        return float(text)
-    except (TypeError, ValueError):
+        found = any(is_job_dir(p) for p in path.iterdir())
+    except OSError as err:
+        return f"cannot read {path}: {err.strerror}"
+    if found:
         return None
-
-
-def value_order(values: Iterable[Any]) -> list[Any]:
-    """Distinct values, numerically sorted when they are all numbers."""
-    distinct = list(dict.fromkeys(values))
-    if all(as_number(v) is not None for v in distinct):
-        return sorted(distinct, key=as_number)
-    return sorted(distinct, key=str)
+    if is_job_dir(path):
+        return (
+            f"{path} is the directory of one run or job, not of a sweep; give the directory "
+            f"that holds the jobs, {where}"
+        )
+    return f"{path} holds no job directories (ones with .hydra/ or {M.METRICS_FILE}); give {where}"
 
 
 def override_keys(jobs: list[Job]) -> list[str]:

@@ -1,5 +1,6 @@
-"""``python -m rnnlab.report DIR [DIR ...]``: the answers of one or more sweeps (the study
-presets, conf/study/), with their intervals, in ``report.md`` and its figures.
+"""The answers of one or more sweeps (the study presets, conf/study/), with their intervals, in
+``report.md`` and its figures; written by ``python -m rnnlab.report DIR [DIR ...]``
+(rnnlab.report).
 
 Each sweep directory is one study. Its configurations pool seeds and replicas
 (rnnlab.analysis.groups); a swept learning rate is a nuisance: each arm (a configuration without its
@@ -9,16 +10,13 @@ same seeds (rnnlab.analysis.groups.paired): a ratio of test MSEs with its 95% bo
 P(A better), or "no difference detectable" when the interval holds 1.
 
 The sentences are rnnlab.analysis.summary's (one definition for the sweep summary and the report).
-The
-report goes to ``DIR/report/`` of the first directory, or to ``--out``.
+The report goes to ``DIR/report/`` of the first directory, or to ``--out``.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
 import shutil
-import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,9 @@ from matplotlib.figure import Figure
 
 from rnnlab import metrics as M
 from rnnlab.analysis import groups
-from rnnlab.analysis.jobs import collect, value_order
-from rnnlab.analysis.summary import effect_sentence, markdown_table
+from rnnlab.analysis.jobs import Job, collect
+from rnnlab.analysis.summary import effect_sentence
+from rnnlab.analysis.text import fmt, markdown_table
 from rnnlab.observe.diagnostics import first_over_last
 
 LR = "model.lr"
@@ -41,20 +40,16 @@ def _by_task(nets: pd.DataFrame, arms: list[str]) -> list[tuple[Any, pd.DataFram
     """The networks of each task when the study swept ``data=``, else all of them."""
     if TASK not in arms:
         return [(None, nets)]
-    return [(task, nets[nets[TASK] == task]) for task in value_order(nets[TASK])]
+    return [(task, nets[nets[TASK] == task]) for task in groups.factor_values(nets, TASK)]
 
 
 DPI = 100
 
 
 def _cell(value: Any) -> str:
-    return _fmt(value) if isinstance(value, float) else str(value)
-
-
-def _fmt(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    return f"{x:.3g}"
+    """A table value: numbers as every text of the analysis writes them, counts and names as
+    they are."""
+    return fmt(value) if isinstance(value, float) else str(value)
 
 
 def at_best_lr(nets: pd.DataFrame, factors: list[str]) -> tuple[pd.DataFrame, list[str], dict]:
@@ -111,7 +106,7 @@ def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
     fig = Figure(figsize=(10, 4.5), dpi=DPI)
     share, error = fig.subplots(1, 2)
     nets = nets.assign(diverged=(nets["status"] == "diverged").astype(float))
-    for value in value_order(nets[clip].astype(str)):
+    for value in map(str, groups.factor_values(nets, clip)):
         rows = nets[nets[clip].astype(str) == value]
         label = "no clipping" if value in ("null", "None", "nan") else f"clip at {value}"
         rate = rows.groupby(LR)["diverged"].mean()
@@ -161,14 +156,19 @@ def grad_flow_bands(jobs: list[Any], label_of: Any, title: str) -> Figure | None
             continue
         arr = np.where(np.array(rows) > 0, np.array(rows), np.nan)
         t = np.arange(1, arr.shape[1] + 1) / arr.shape[1]  # the window as a fraction
-        ax.fill_between(t, np.nanmin(arr, 0), np.nanmax(arr, 0), alpha=0.15)
-        ax.plot(t, np.nanmedian(arr, 0), label=f"{label} (n={len(arr)})")
+        with warnings.catch_warnings():  # a step no gradient reaches (all NaN): left blank
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ax.fill_between(t, np.nanmin(arr, 0), np.nanmax(arr, 0), alpha=0.15)
+            ax.plot(t, np.nanmedian(arr, 0), label=f"{label} (n={len(arr)})")
     return _log_axes(fig, ax, "t / L (position in the window)", "||dL/dh_t||", title)
 
 
-def learning_curves(jobs: list[Any], label_of: Any, title: str) -> Figure | None:
+def learning_curves(
+    jobs: list[Any], label_of: Any, title: str, unreadable: list[str] | None = None
+) -> Figure | None:
     """Validation MSE against epoch from each job's csv/metrics.csv: the mean over its replicas
-    inside their range (``val/mse_replica_min``/``_max``)."""
+    inside their range (``val/mse_replica_min``/``_max``). A file that cannot be read is left
+    out, and named in ``unreadable``."""
     fig = Figure(figsize=(9, 4.5), dpi=DPI)
     ax = fig.add_subplot()
     drawn = 0
@@ -176,10 +176,15 @@ def learning_curves(jobs: list[Any], label_of: Any, title: str) -> Figure | None
         path = job.path / "csv" / "metrics.csv"
         if not path.is_file():
             continue
-        frame = pd.read_csv(path)
-        if M.VAL_MSE not in frame:
+        try:
+            frame = pd.read_csv(path)
+            if M.VAL_MSE not in frame:
+                continue
+            rows = frame.dropna(subset=[M.VAL_MSE]).groupby("epoch").last()
+        except (OSError, ValueError, KeyError) as err:  # damaged: cut off, or not a CSV
+            if unreadable is not None:
+                unreadable.append(f"`{path.relative_to(job.path.parent)}` ({_reason(err)})")
             continue
-        rows = frame.dropna(subset=[M.VAL_MSE]).groupby("epoch").last()
         line = ax.plot(rows.index + 1, rows[M.VAL_MSE], label=label_of(job))[0]
         low, high = f"{M.VAL_MSE}_replica_min", f"{M.VAL_MSE}_replica_max"
         if low in rows and high in rows:
@@ -207,6 +212,26 @@ def _reach_first_step(jobs: list[Any], arms: list[str]) -> dict[tuple[str, ...],
     return {k: float(np.median(v)) for k, v in found.items()}
 
 
+def _reason(err: BaseException) -> str:
+    return " ".join(str(err).split())[:100] or type(err).__name__
+
+
+def not_in_report(jobs: list[Job]) -> list[str]:
+    """The lines naming each job directory without a readable metrics.json (status ``missing``:
+    still running, stopped before writing it, or damaged), which the report cannot count: as
+    summary.md names them, so that none vanishes silently."""
+    missing = [job for job in jobs if not job.record]
+    if not missing:
+        return []
+    return [
+        "",
+        f"Not in this report: {len(missing)} job{'s' if len(missing) > 1 else ''} without a "
+        f"readable `{M.METRICS_FILE}` (still running, stopped before writing it, or damaged):",
+        "",
+        *(f"- `{job.path.name}`: {job.error or 'an empty record'}" for job in missing),
+    ]
+
+
 @dataclass(frozen=True)
 class Figures:
     """Where the report's figures go, and the relative link report.md uses for them."""
@@ -231,13 +256,16 @@ def _save(fig: Figure | None, out: Figures, name: str) -> str | None:
 def study_section(sweep_dir: Path, out: Figures) -> list[str]:
     """The report of one sweep directory: its question's answers, table and figures."""
     name = sweep_dir.name
-    jobs = [job for job in collect(sweep_dir) if job.record]
+    found = collect(sweep_dir)
+    jobs = [job for job in found if job.record]
+    left_out = not_in_report(found)
     if not jobs:
-        return [f"## {name}", "", f"No finished job in `{sweep_dir}`.", ""]
+        return [f"## {name}", "", f"No finished job in `{sweep_dir}`.", *left_out, ""]
     nets = groups.networks(jobs)
     factors = groups.factors(jobs)
     selected, arms, chosen = at_best_lr(nets, factors)
     lines = [f"## {name}", "", f"`{sweep_dir}`: {len(jobs)} jobs, {len(nets)} networks."]
+    lines += left_out
     if chosen:
         lines.append(
             f"`{LR}` is a nuisance: each arm is compared at its own best learning rate, chosen "
@@ -323,13 +351,18 @@ def study_section(sweep_dir: Path, out: Figures) -> list[str]:
     )
     if figure:
         lines += [f"![{name} gradient flow]({figure})", ""]
+    unreadable: list[str] = []
     figure = _save(
-        learning_curves(best_jobs, label_of, f"{name}: learning curves (each arm at its best lr)"),
+        learning_curves(
+            best_jobs, label_of, f"{name}: learning curves (each arm at its best lr)", unreadable
+        ),
         out,
         f"{name}_curves.png",
     )
     if figure:
         lines += [f"![{name} learning curves]({figure})", ""]
+    if unreadable:
+        lines += ["Left out of the learning curves, unreadable: " + ", ".join(unreadable), ""]
     return lines
 
 
@@ -390,26 +423,3 @@ def write_report(dirs: list[Path], out: Path | None = None) -> Path:
     lines += reproduction_section([Path(d) for d in dirs], figures)
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m rnnlab.report", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("dirs", nargs="+", type=Path, help="sweep directories (one per study)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="a folder for report.md and its figures (default: DIR/report), or a .md file",
-    )
-    opts = parser.parse_args(argv)
-    missing = [d for d in opts.dirs if not d.is_dir()]
-    if missing:
-        print(f"error: {missing[0]} is not a directory", file=sys.stderr)
-        raise SystemExit(2)
-    print(write_report(opts.dirs, opts.out))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,19 +1,14 @@
 """Summarise a sweep from its job directories (rnnlab.analysis.jobs): ``summary.csv`` (one row per
-job),
-``groups.csv`` (one row per configuration, rnnlab.analysis.groups), ``summary.md`` and
-``summary.png``
-(drawn by rnnlab.analysis.summary_plot). Rebuild at any time, also for an unfinished
-or partly failed sweep::
-
-    python -m rnnlab.sweep outputs/multirun/<date>/<time>
+job), ``groups.csv`` (one row per configuration, rnnlab.analysis.groups), ``summary.md`` and
+``summary.png`` (drawn by rnnlab.analysis.summary_plot). Written when a sweep ends (Hydra's
+callback rnnlab.config.hydra_callbacks.SweepSummary) and rebuilt by ``python -m rnnlab.sweep DIR``
+(rnnlab.sweep) at any time, also for an unfinished or partly failed sweep.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +20,6 @@ from rnnlab.analysis.jobs import (
     RANK_BY,
     STATUSES,
     Job,
-    as_number,
     collect,
     override_keys,
     present_baselines,
@@ -33,13 +27,13 @@ from rnnlab.analysis.jobs import (
     swept_factors,
 )
 from rnnlab.analysis.summary_plot import plot_summary
+from rnnlab.analysis.text import NA, as_number, fmt, markdown_table
 
 CSV_NAME, MD_NAME, PNG_NAME = "summary.csv", "summary.md", "summary.png"
 RECORD_COLUMNS = ("epochs", "fit_seconds", "params")
 #: A replicas job's spread across its replicas (metrics.json's ``replica_spread``), per metric.
 SPREAD_METRICS = (M.VAL_MSE_BEST, M.TEST_MSE)
 SPREAD_COLUMNS = ("std", "ci_low", "ci_high")
-NA = "-"  # a number a job does not have
 
 
 def csv_columns(jobs: list[Job]) -> list[str]:
@@ -78,36 +72,18 @@ def write_csv(jobs: list[Job], path: Path) -> None:
             writer.writerow({k: "" if v is None else v for k, v in csv_row(job).items()})
 
 
-def _fmt(value: float | None) -> str:
-    return NA if value is None else f"{value:.3g}"
-
-
 def _interval(job: Job, metric: str) -> str:
     """A replicas job's 95% bootstrap interval of the replicas' mean, with their count."""
     spread = (job.record.get("replica_spread") or {}).get(metric) or {}
     if spread.get("ci_low") is None:
         return NA
-    return f"[{_fmt(spread['ci_low'])}, {_fmt(spread['ci_high'])}] n={spread['n']}"
+    return f"[{fmt(spread['ci_low'])}, {fmt(spread['ci_high'])}] n={spread['n']}"
 
 
 def _short(value: str) -> str:
     """An override value for reading: a searched ``0.0024179177243329477`` as ``0.00242``."""
     number = as_number(value)
-    return _fmt(number) if number is not None and len(value) > 8 else value
-
-
-def _cell(text: Any) -> str:
-    """A markdown table cell: no pipes or newlines, errors shortened."""
-    text = str(text).replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def markdown_table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows),
-    ]
+    return fmt(number) if number is not None and len(value) > 8 else value
 
 
 def _versus(job: Job, baselines: list[tuple[str, str]]) -> list[str]:
@@ -137,7 +113,7 @@ def _config_text(row: pd.Series, keys: list[str]) -> str:
 
 
 def _ci(low: float | None, high: float | None, what: str = "") -> str:
-    return NA if low is None or pd.isna(low) else f"[{what}{_fmt(low)}, {_fmt(high)}]"
+    return NA if low is None or pd.isna(low) else f"[{what}{fmt(low)}, {fmt(high)}]"
 
 
 def _diverged(row: pd.Series) -> str:
@@ -251,8 +227,8 @@ def _best_sentence(table: pd.DataFrame, keys: list[str], nets: pd.DataFrame, bas
     ci = _ci(best[f"{M.TEST_MSE}_ci_low"], best[f"{M.TEST_MSE}_ci_high"], "95% CI ")
     return (
         f"{what}, {_networks(best['n'])} ({int(best['diverged'])} diverged): mean `{RANK_BY}` "
-        f"{_fmt(_group_value(best, f'{RANK_BY}_mean'))}, mean test MSE "
-        f"{_fmt(_group_value(best, f'{M.TEST_MSE}_mean'))}"
+        f"{fmt(_group_value(best, f'{RANK_BY}_mean'))}, mean test MSE "
+        f"{fmt(_group_value(best, f'{M.TEST_MSE}_mean'))}"
         + (f" {ci}" if ci != NA else "")
         + (f" ({', '.join(versus)})" if versus else "")
         + "."
@@ -278,11 +254,11 @@ def _configurations_table(table: pd.DataFrame, keys: list[str]) -> list[str]:
             int(row["n"]),
             int(row["ok"]),
             _diverged(row),
-            _fmt(_group_value(row, f"{t}_mean")),
+            fmt(_group_value(row, f"{t}_mean")),
             _ci(row[f"{t}_ci_low"], row[f"{t}_ci_high"]),
-            _fmt(_group_value(row, f"{t}_median")),
-            _fmt(_group_value(row, f"{t}_iqm")),
-            _fmt(_group_value(row, f"{v}_mean")),
+            fmt(_group_value(row, f"{t}_median")),
+            fmt(_group_value(row, f"{t}_iqm")),
+            fmt(_group_value(row, f"{v}_mean")),
         ]
         for _, row in table.iterrows()
     ]
@@ -294,7 +270,7 @@ def _best_per_cell(
 ) -> list[str]:
     rest = [k for k in keys if k != "model"]
     rows = []
-    for cell in groups.value_order(nets, "model"):
+    for cell in groups.factor_values(nets, "model"):
         of_cell = table[table["model"] == cell]
         done = of_cell[of_cell["ok"] > 0]
         if done.empty:
@@ -309,8 +285,8 @@ def _best_per_cell(
                 _config_text(best, rest).replace("`", "") if rest else "-",
                 int(best["n"]),
                 _diverged(best),
-                _fmt(_group_value(best, f"{RANK_BY}_mean")),
-                _fmt(_group_value(best, f"{M.TEST_MSE}_mean")),
+                fmt(_group_value(best, f"{RANK_BY}_mean")),
+                fmt(_group_value(best, f"{M.TEST_MSE}_mean")),
                 *_group_baselines(nets, keys, best, baselines),
             ]
         )
@@ -395,14 +371,14 @@ def markdown(jobs: list[Job], title: str) -> str:
             job.num,
             *(_short(job.overrides.get(f, "")) for f in factors),
             job.status,
-            _fmt(job.metric(RANK_BY)),
-            _fmt(job.metric(M.TEST_MSE)),
+            fmt(job.metric(RANK_BY)),
+            fmt(job.metric(M.TEST_MSE)),
             _interval(job, M.TEST_MSE),
-            _fmt(job.metric(M.TEST_MAE)),
-            _fmt(job.metric(M.TEST_ROLLOUT_MSE)),
+            fmt(job.metric(M.TEST_MAE)),
+            fmt(job.metric(M.TEST_ROLLOUT_MSE)),
             *_versus(job, baselines),
             job.record.get("epochs", NA),
-            _fmt(job.record.get("fit_seconds")),
+            fmt(job.record.get("fit_seconds")),
             job.record.get("params", NA),
             job.error or "",
         ]
@@ -422,35 +398,3 @@ def summarize(sweep_dir: Path | str) -> list[Path]:
     paths[2].write_text(markdown(jobs, str(sweep_dir)))
     plot_summary(jobs, paths[3])
     return paths
-
-
-def not_a_sweep(sweep_dir: Path, jobs: list[Job]) -> str | None:
-    """Why ``sweep_dir`` cannot be summarised as a sweep, or None if it can."""
-    if not jobs:
-        return f"{sweep_dir} holds no job directories (ones with .hydra/ or {M.METRICS_FILE})"
-    if not any(job.multirun for job in jobs):
-        return (
-            f"{sweep_dir} holds single runs, not the jobs of a -m sweep; summarise a sweep "
-            "directory, outputs/multirun/<date>/<time>"
-        )
-    return None
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m rnnlab.sweep", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("sweep_dir", type=Path, help="outputs/multirun/<date>/<time>")
-    args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        parser.error(f"{args.sweep_dir} is not a directory")
-    problem = not_a_sweep(args.sweep_dir, collect(args.sweep_dir))
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    for path in summarize(args.sweep_dir):
-        print(path)
-
-
-if __name__ == "__main__":
-    main()

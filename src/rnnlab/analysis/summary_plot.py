@@ -63,7 +63,7 @@ def _configurations(nets: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd
     """The configurations in the sweep's value order (first factor outermost)."""
     if not keys:
         return [((), nets)] if len(nets) else []
-    order = {k: {v: i for i, v in enumerate(groups.value_order(nets, k))} for k in keys}
+    order = {k: {v: i for i, v in enumerate(groups.factor_values(nets, k))} for k in keys}
     configs = [
         (value if isinstance(value, tuple) else (value,), group)
         for value, group in nets.groupby(keys, sort=False, dropna=False)
@@ -75,7 +75,7 @@ def _configurations(nets: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, pd
 def _plot_configurations(fig: Figure, nets: pd.DataFrame, keys: list[str], baseline) -> None:
     panel_key = "model" if "model" in keys and len(keys) > 1 else None
     rest = [k for k in keys if k != panel_key]
-    panels = groups.value_order(nets, panel_key) if panel_key else [None]
+    panels = groups.factor_values(nets, panel_key) if panel_key else [None]
     per_panel = {
         p: _configurations(nets if p is None else nets[nets[panel_key] == p], rest) for p in panels
     }
@@ -201,7 +201,7 @@ def _draw_configurations(ax, configs, rest: list[str], inner: list[str]) -> bool
 def _plot_search(fig: Figure, nets: pd.DataFrame, keys, continuous: list[str], baseline) -> None:
     """Each network against each searched factor's value; colour by a gridded factor."""
     colour_key = next((k for k in keys if k not in continuous), None)
-    colours = groups.value_order(nets, colour_key) if colour_key else [None]
+    colours = groups.factor_values(nets, colour_key) if colour_key else [None]
     cmap = matplotlib.colormaps["viridis"]
     colour_of = {c: cmap(i / max(len(colours) - 1, 1) * 0.85) for i, c in enumerate(colours)}
     fig.set_size_inches(WIDTH, 4.2 * len(continuous) + 0.6)

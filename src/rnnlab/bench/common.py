@@ -3,6 +3,7 @@ the bare Trainer, the machine, the config, the table printer and the targets."""
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -13,13 +14,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.config import hydra_setup
-from rnnlab.config.checks import validate
+from rnnlab.analysis.text import fmt
+from rnnlab.bench.checkout import checkout as checkout  # the sections' (torch-free: __main__'s too)
+from rnnlab.bench.checkout import compose as compose
 from rnnlab.internals import no_profiler
 from rnnlab.training.experiment import quiet_known_warnings
 
@@ -161,33 +161,9 @@ def machine_info(threads: int, device: str) -> dict[str, Any]:
     return info
 
 
-def checkout() -> Path:
-    """The rnnlab checkout whose conf/ (and train.py) the bench runs: the current directory if
-    it has one, else the checkout this package was imported from (src/rnnlab/bench/ in it)."""
-    package_checkout = Path(__file__).resolve().parents[3]
-    for root in (Path.cwd(), package_checkout):
-        if (root / "conf" / "config.yaml").is_file():
-            return root
-    raise SystemExit(
-        f"rnnlab.bench: no conf/config.yaml in {Path.cwd()} or {package_checkout}; "
-        "run it from an rnnlab checkout"
-    )
-
-
-def compose(overrides: list[str]) -> DictConfig:
-    """The config train.py would run, composed from the checkout's conf/ and checked as
-    train.py checks it."""
-    conf = checkout() / "conf"
-    hydra_setup.register()  # as train.py does before Hydra composes conf/
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides)
-    validate(cfg)
-    return cfg
-
-
 # -- report ----------------------------------------------------------------------------------
 def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [headers, *[[_fmt(v) for v in row] for row in rows]]
+    cells = [headers, *[[_cell(v) for v in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = [
         "  ".join(
@@ -200,10 +176,12 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
+def _cell(value: Any) -> str:
+    """A number as the analysis writes it (rnnlab.analysis.text.fmt), but whole from 1000 up:
+    rates and sizes read better as 12345 than as 1.23e+04."""
+    if isinstance(value, float) and math.isfinite(value) and abs(value) >= 1000:
+        return f"{value:.0f}"
+    return fmt(value) if isinstance(value, float) or value is None else str(value)
 
 
 def size(row: dict[str, Any]) -> str:

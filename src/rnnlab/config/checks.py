@@ -375,6 +375,104 @@ def validate(cfg: DictConfig) -> None:
     _check("seed", cfg.seed, lambda v: _is_int(v) and 0 <= v <= MAX_SEED, f"0 to {MAX_SEED}")
     _check_replicas(cfg.replicas, cfg.seed)
     _check("threads", cfg.threads, _int_at_least(1), "an integer >= 1")
+    _check_machine_limits(cfg)
     _check_size(cfg)
     _check_not_ddp_in_sweep(cfg)
     _check_accelerator_present(cfg.trainer)
+
+
+#: The largest float32, the type of the data, the weights and the optimiser's arithmetic.
+FLOAT32_MAX = 3.4028234663852886e38
+#: Adam's first step is lr / (1 - beta1) = 10 lr, which torch must hold as a float32.
+ADAM_FIRST_STEP = 10
+#: The largest normal draw torch makes is below 9 (Box-Muller over its uniform draws), so
+#: noise_std * 10 bounds every noise value.
+NOISE_DRAW_MAX = 10
+#: Bytes per point of a sin/cos series: [sin, cos] in float32 (its windows are views of it).
+SERIES_BYTES_PER_POINT = 4 * 2
+
+
+def _at_most(key: str, value: Any, limit: float, low: str, why: str) -> None:
+    if _is_number(value) and value > limit:
+        raise invalid(key, value, f"a number {low} and at most {limit:.2g} ({why})")
+
+
+def _check_float32_range(cfg: DictConfig) -> None:
+    """Values that float32 cannot hold, or that make the data or Adam's step overflow to inf,
+    crash deep in a run (the linear baseline's least squares, Adam's update) instead of
+    diverging: refuse them. Smaller huge values train and are reported as diverged."""
+    data, model = cfg.data, cfg.model
+    if data.name == "sincos":
+        _at_most("data.x_end", data.x_end, FLOAT32_MAX, "> 0", "the largest float32")
+        _at_most(
+            "data.noise_std",
+            data.noise_std,
+            FLOAT32_MAX / NOISE_DRAW_MAX,
+            ">= 0",
+            "larger noise overflows the float32 series to inf",
+        )
+    lr_max = FLOAT32_MAX / ADAM_FIRST_STEP
+    _at_most("model.lr", model.lr, lr_max, "> 0", "Adam's first step, 10 x lr, is a float32")
+    _at_most("model.weight_decay", model.weight_decay, FLOAT32_MAX, ">= 0", "the largest float32")
+
+
+def _check_data_fits(cfg: DictConfig) -> None:
+    """One network's data alone larger than this machine's memory: the line names the data
+    key that makes it so, before _check_size counts data and network together."""
+    memory = _memory_bytes()
+    data = cfg.data
+    if memory is None:
+        return
+    if data.name == "adding":
+        sizes = {k: data[k] for k in ("n_train", "n_val", "n_test")}
+        need = replica_data_bytes(data)  # one network's sequences, as _check_size counts them
+        key = max(sizes, key=lambda k: sizes[k])
+        what = (
+            f"{sum(sizes.values())} sequences (data.n_train + data.n_val + data.n_test) of "
+            f"{data.seq_len} steps"
+        )
+        key, value = f"data.{key}", sizes[key]
+    else:
+        need = SERIES_BYTES_PER_POINT * data.n_points
+        key, value, what = "data.n_points", data.n_points, f"a series of {data.n_points} points"
+    if need > memory:
+        raise invalid(
+            key,
+            value,
+            f"data that fit in memory: {what} would need about {need / 2**30:.3g} GiB, and "
+            f"this machine has {memory / 2**30:.3g} GiB",
+        )
+
+
+def _check_machine_limits(cfg: DictConfig) -> None:
+    """What the types and the memory of the machine cannot hold (after the ranges above)."""
+    _check_float32_range(cfg)
+    _check_data_fits(cfg)
+
+
+def check_output_dir(path: Any, key: str) -> None:
+    """Refuse a run or sweep directory that cannot be created or written (a file in the way, a
+    read-only disk, /proc), naming it and ``key`` to choose another, before anything runs. It is
+    created here, as Hydra would create it next: trying is the only test that /proc passes."""
+    folder = os.path.abspath(str(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        blocking = _file_in_the_way(folder)
+        why = f"{blocking} is a file" if blocking else err.strerror or type(err).__name__
+        raise ConfigError(
+            f"{key}={path}: cannot create the directory: {why}; choose another with {key}=DIR"
+        ) from err
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{key}={path}: cannot write in the directory (permission denied); choose another "
+            f"with {key}=DIR"
+        )
+
+
+def _file_in_the_way(folder: str) -> str | None:
+    """The file where ``folder`` or one of the folders above it should be, if any."""
+    path = folder
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return None if os.path.isdir(path) else path

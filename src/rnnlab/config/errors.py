@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import difflib
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -44,3 +46,17 @@ def no_such_key(given: str, key: str, allowed: Sequence[str], closed: bool) -> s
         listed = f"{listed}; " if listed else ""
         listed += f"add a new key with +{key}=..."
     return f"{given}: there is no key {key}; {did_you_mean(name, allowed, parent)}({listed})"
+
+
+def refuse(line: str) -> NoReturn:
+    """Stop a command on input it cannot use: ``line`` on stderr, exit status 2 (as train.py)."""
+    print(f"error: {line}", file=sys.stderr)
+    sys.exit(2)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """The argument parser of rnnlab's ``python -m`` commands: a bad argument is refused in one
+    line, with exit status 2, like a bad config (argparse prints its usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        refuse(f"{message} ({self.prog} --help lists the arguments)")

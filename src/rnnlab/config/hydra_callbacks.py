@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from rnnlab import internals
 from rnnlab.config import hydra_setup
-from rnnlab.config.checks import check_distinct_seeds, validate
+from rnnlab.config.checks import check_distinct_seeds, check_output_dir, validate
 from rnnlab.config.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,13 @@ def _validated_jobs(config: DictConfig) -> Iterator[DictConfig]:
 class ValidateConfig(Callback):
     """Validates a run, or every job of a basic sweep, once, before Hydra creates any
     directory, so a bad value neither trains nor writes anything; a basic sweep two of whose
-    jobs would train the same seed is refused too (checks.check_distinct_seeds)."""
+    jobs would train the same seed is refused too (checks.check_distinct_seeds). Then creates
+    the run or sweep directory, refusing one that cannot be (checks.check_output_dir)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             validate(config)
+            check_output_dir(config.hydra.run.dir, "hydra.run.dir")
         except ConfigError as err:
             raise InvalidConfig(str(err)) from err
 
@@ -62,8 +64,9 @@ class ValidateConfig(Callback):
         try:
             if not is_basic_sweep(config.hydra):
                 validate(config)  # the values every job shares; the sweeper's are checked later
-                return
-            check_distinct_seeds(_validated_jobs(config))  # and no two train the same seed
+            else:
+                check_distinct_seeds(_validated_jobs(config))  # and no two train the same seed
+            check_output_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
         except ConfigError as err:
             raise InvalidConfig(str(err)) from err
 

@@ -4,21 +4,26 @@ The run's saved overrides (``.hydra/overrides.yaml``) are replayed before any ne
 pointed at the same directory (so TensorBoard keeps writing to the same ``tb/`` run) and told
 not to overwrite the run's ``.hydra/`` record, and training restarts from
 ``checkpoints/last.ckpt``, the end of the last finished epoch. A run whose checkpoint is missing
-or was made for another model is an error, never a silent fresh start.
+or was made for another model is an error, never a silent fresh start. A damaged (cut off,
+corrupted) ``last.ckpt`` is set aside, kept, and the newest intact checkpoint is resumed from
+instead, with a warning saying which; if none is intact, that is the error.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnlab.config import choices
 from rnnlab.config.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
@@ -67,12 +72,13 @@ def expand_resume(argv: list[str]) -> list[str]:
             f"resume={raw} is not allowed; expected a run directory (one with .hydra/ and "
             f"{CHECKPOINT_DIR}/), and {saved} does not exist"
         )
-    if not last_checkpoint(run_dir).is_file():
+    if not checkpoint_files(run_dir):
         raise ConfigError(
             f"resume={raw}: no checkpoint to resume from ({last_checkpoint(run_dir)} does not "
             "exist: the run stopped before its first epoch ended); start it again without resume="
         )
-    saved_overrides = [str(o) for o in OmegaConf.load(saved)]
+    saved_overrides = read_overrides(saved, raw)
+    check_saved_config(run_dir / ".hydra" / "config.yaml", raw)
     new = [a for a in argv if "=" in a and not a.startswith("-") and _key(a) != KEY]
     for arg in new:
         if arg not in saved_overrides and _key(arg).split(".")[0] not in CHANGEABLE:
@@ -113,12 +119,7 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> ResumePoint | None:
     it was made by this run's model, data and seed."""
     if cfg[KEY] is None:
         return None
-    import torch
-
     resume_dir = Path(cfg[KEY])
-    path = last_checkpoint(resume_dir)
-    if not path.is_file():
-        raise ConfigError(f"resume={resume_dir}: {path} does not exist")
     if resume_dir.resolve() != Path(run_dir).resolve():
         raise ConfigError(f"resume={resume_dir} must run in that directory, not in {run_dir}")
     saved_cfg = resume_dir / ".hydra" / "config.yaml"
@@ -132,7 +133,8 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> ResumePoint | None:
                 f"resume={resume_dir} cannot change {changed[0]}: a resumed run keeps its model, "
                 f"data and seed (only {_TYPED} may change); start a new run instead"
             )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    path, checkpoint = newest_intact_checkpoint(resume_dir)
+    set_aside_damaged_log(resume_dir)
     wanted = OmegaConf.to_container(cfg.model, resolve=True)
     check_hparams(checkpoint.get("hyper_parameters", {}), wanted, path)
     # Lightning warns that checkpoints/ is not empty: expected, it is the run being resumed.
@@ -150,3 +152,128 @@ def check_hparams(saved: dict[str, Any], wanted: dict[str, Any], path: Path) -> 
     ]
     if changed:
         raise ConfigError(f"checkpoint {path} was trained with another model: {'; '.join(changed)}")
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, in the order resuming tries them: ``last.ckpt``, then the others
+    (``best.ckpt``, Lightning's versioned copies), newest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    last = last_checkpoint(run_dir)
+    others = [p for p in folder.glob("*.ckpt") if p != last and p.is_file()]
+    others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    return [last, *others] if last.is_file() else others
+
+
+def _reason(err: BaseException) -> str:
+    """Why a file could not be read, in a few words (torch's own messages span paragraphs)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first[:80]}" if first else type(err).__name__
+
+
+def read_overrides(saved: Path, raw: str) -> list[str]:
+    """The overrides a run was started with (``.hydra/overrides.yaml``), or a one-line error
+    when the file is damaged: replaying half of them would resume another run."""
+    try:
+        loaded = OmegaConf.load(saved)
+    except Exception as err:  # YAML's and OmegaConf's errors, and a file that cannot be read
+        loaded, reason = None, _reason(err)
+    else:
+        reason = "not a list of overrides"
+    if isinstance(loaded, ListConfig) and all(isinstance(o, str) for o in loaded):
+        return [str(o) for o in loaded]
+    raise ConfigError(
+        f"resume={raw}: {saved} is damaged ({reason}); it records how the run was started: "
+        "restore it, or start a new run"
+    )
+
+
+def check_saved_config(path: Path, raw: str) -> None:
+    """A damaged ``.hydra/config.yaml`` (the run's composed config, against which a resumed
+    run's config is compared) is a one-line error, not a traceback from the comparison."""
+    if not path.is_file():
+        return  # nothing to compare against: the replayed overrides and the checkpoint decide
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:  # YAML's and OmegaConf's errors, and a file that cannot be read
+        loaded, reason = None, _reason(err)
+    else:
+        reason = "not a mapping"
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(
+            f"resume={raw}: {path} is damaged ({reason}); restore it, or move it away to resume "
+            "without checking that the model, data and seed are unchanged"
+        )
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint so that training writes a new one beside it, never over it."""
+    aside = path.with_name(path.name + ".unreadable")
+    n = 1
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.unreadable{n}"), n + 1
+    path.rename(aside)
+    return aside
+
+
+def newest_intact_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The first of :func:`checkpoint_files` that loads as a Lightning checkpoint, and its
+    contents. The damaged ones tried before it (a ``last.ckpt`` cut off by a kill or a full
+    disk) are renamed ``<name>.unreadable``, kept, and a warning names them and the checkpoint
+    used. None intact: a one-line error, and the files stay as they are."""
+    import torch
+
+    damaged: list[tuple[Path, str]] = []
+    for path in checkpoint_files(run_dir):
+        try:
+            with warnings.catch_warnings():  # torch's remarks on a damaged file's pickle
+                warnings.simplefilter("ignore")
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises OSError, RuntimeError, EOFError, pickle errors
+            damaged.append((path, type(err).__name__))  # torch's messages say nothing more
+            continue
+        if not (isinstance(checkpoint, dict) and "state_dict" in checkpoint):
+            damaged.append((path, "not a Lightning checkpoint"))
+            continue
+        for bad, reason in damaged:
+            aside = _set_aside(bad)
+            log.warning(
+                "%s is damaged (%s); kept as %s; resuming from %s (after %d epochs) instead",
+                bad,
+                reason,
+                aside.name,
+                path,
+                int(checkpoint.get("epoch", -1)) + 1,
+            )
+        return path, checkpoint
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    listed = ", ".join(f"{p.name} ({reason})" for p, reason in damaged)
+    raise ConfigError(
+        f"resume={run_dir}: no checkpoint in {folder} can be loaded (damaged: {listed or 'none'}); "
+        "start the run again without resume= (the damaged files are left as they are)"
+    )
+
+
+def set_aside_damaged_log(run_dir: Path) -> None:
+    """A ``csv/metrics.csv`` that cannot be read back (it is rewritten whole at every epoch's
+    end, so a kill can cut it off) would crash the resumed run when the CSV logger reads its
+    rows: it is renamed ``metrics.csv.unreadable``, kept, with a warning, and the resumed run
+    starts a new one. Read with the logger's own reader, so both agree on what is damaged."""
+    from rnnlab.observe.csv_log import CSV_FILE, _EpochRows
+
+    path = Path(run_dir) / CSV_FILE
+    if not path.is_file():
+        return
+    try:
+        _EpochRows(str(path.parent), resume=True)
+    except Exception as err:  # a cut-off row, bytes that are not text, a missing column
+        aside = _set_aside(path)
+        log.warning(
+            "%s is damaged (%s); kept as %s; the resumed run starts a new one (the epochs "
+            "before it are in TensorBoard)",
+            path,
+            _reason(err),
+            aside.name,
+        )
+        # Lightning then warns that csv/ is not empty and its logs "will be deleted": only the
+        # new metrics.csv is written there, the kept one stays.
+        warnings.filterwarnings("ignore", message=r"Experiment logs directory .* is not empty")

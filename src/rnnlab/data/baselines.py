@@ -14,12 +14,15 @@ Scored like the model: the last step of each window, squared error averaged over
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from rnnlab import metrics as M
+
+log = logging.getLogger(__name__)
 
 Windows = tuple[torch.Tensor, torch.Tensor]  # inputs (N, L, C), targets (N, L, C_out)
 
@@ -47,13 +50,18 @@ def mean_mse(train: Windows, windows: Windows) -> float:
     return torch.mean((windows[1][:, -1].double() - mean) ** 2).item()
 
 
-def data_baselines(windows: dict[str, Windows], forecasting: bool) -> dict[str, float]:
-    """The baselines of a task's splits, by metric name."""
-    weights = linear_fit(windows["train"])
-    values = {
-        M.LINEAR_MSE: linear_mse(weights, windows["test"]),
-        M.VAL_LINEAR_MSE: linear_mse(weights, windows["val"]),
-    }
+def data_baselines(windows: dict[str, Windows], forecasting: bool) -> dict[str, float | None]:
+    """The baselines of a task's splits, by metric name. Computed after training: a least
+    squares that cannot be solved leaves the linear baseline out (None, with a warning in
+    train.log) rather than losing the run's record."""
+    values: dict[str, float | None] = dict.fromkeys((M.LINEAR_MSE, M.VAL_LINEAR_MSE))
+    try:
+        weights = linear_fit(windows["train"])
+    except torch.linalg.LinAlgError as err:  # non-finite data (config checks keep them finite)
+        log.warning("no linear baseline: %s", " ".join(str(err).split()))
+    else:
+        values[M.LINEAR_MSE] = linear_mse(weights, windows["test"])
+        values[M.VAL_LINEAR_MSE] = linear_mse(weights, windows["val"])
     if not forecasting:
         values[M.MEAN_MSE] = mean_mse(windows["train"], windows["test"])
     return values

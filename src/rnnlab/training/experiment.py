@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import metrics as M
 from rnnlab.analysis import stats
+from rnnlab.analysis.text import fmt as _fmt  # as summary.md and report.md write numbers
 from rnnlab.config.checks import validate
 from rnnlab.config.hydra_callbacks import is_basic_sweep
 from rnnlab.config.resume import checkpoint_to_resume, last_checkpoint
@@ -410,10 +411,6 @@ def record_failure(cfg: DictConfig, run_dir: Path, err: Exception) -> dict[str, 
     result.update(traceback="".join(format_exception(err)), config=config)
     write_metrics(run_dir, result)
     return result
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g}"
 
 
 def summary_text(result: dict[str, Any], run_dir: Path) -> str:
