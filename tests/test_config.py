@@ -19,7 +19,7 @@ from rnnlab.data import tasks as data
 from rnnlab.models import cells
 from rnnlab.models import forecaster as model
 
-#: Every bad input issue 6 lists, then others a user would hit: the override, and what its
+#: Bad inputs a user would hit: the override, and what its
 #: one-line error must contain besides the override itself (what is allowed).
 BAD_INPUTS = {
     "data.seq_len=0": ">= 1",
@@ -108,6 +108,9 @@ def test_bad_input_gives_one_line_naming_key_value_and_allowed(compose_cfg, over
         ("data.n_points=50",),  # the fewest points that hold seq_len=4 windows in every split
         ("seed=0",),
         ("+trainer.limit_val_batches=2",),  # any Trainer argument can be added
+        # a batch holds at most the training split: a huge batch_size is one batch, not memory
+        ("data.batch_size=1000000000000",),
+        ("data=adding", "data.batch_size=1000000000000"),
     ],
 )
 def test_good_configs_pass(compose_cfg, overrides):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -70,6 +71,24 @@ def test_spectra_equal_numpys_on_each_layers_recurrent_weights(cell):
         w = getattr(rnn, f"weight_hh_l{k}").detach().double().numpy()
         assert got[M.SPECTRAL_RADIUS][k] == pytest.approx(np.abs(np.linalg.eigvals(w)).max())
         assert got[M.SIGMA_MAX][k] == pytest.approx(np.linalg.svd(w, compute_uv=False)[0])
+
+
+def test_a_replica_with_non_finite_weights_has_no_spectrum_and_the_others_theirs():
+    """A replica frozen when its weights stopped being finite: NaN for it, not a LAPACK error
+    that would end the whole job."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(2)
+    w = torch.randn(3, 4, 4)
+    w[1, 0, 0] = torch.nan
+    layers = SimpleNamespace(num_layers=1, layer_weights=lambda k: (None, w))
+    got = diagnostics.spectra(layers)
+    radius, sigma = got[M.SPECTRAL_RADIUS][0], got[M.SIGMA_MAX][0]
+    assert math.isnan(radius[1]) and math.isnan(sigma[1])
+    for r in (0, 2):
+        ref = w[r].double().numpy()
+        assert radius[r] == pytest.approx(np.abs(np.linalg.eigvals(ref)).max())
+        assert sigma[r] == pytest.approx(np.linalg.svd(ref, compute_uv=False)[0])
 
 
 def test_clipping_stats_count_the_steps_above_the_clip():

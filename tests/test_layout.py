@@ -1,4 +1,4 @@
-"""The package's shape: no import cycle, and the README's Layout section matches the tree."""
+"""The package's shape: no import cycle, and docs/layout.md matches the tree."""
 
 from __future__ import annotations
 
@@ -82,9 +82,8 @@ def test_the_layout_parser_reads_nesting():
     assert listed_modules(block) == {"a.py", "b/", "b/c.py", "b/d.py", "e.py"}
 
 
-def test_readme_layout_lists_every_module_and_nothing_else():
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Layout", 1)[1].split("```")[1]
+def test_the_layout_page_lists_every_module_and_nothing_else():
+    block = (ROOT / "docs" / "layout.md").read_text().split("```")[1]
     on_disk = {
         str(p.relative_to(PACKAGE)) + ("/" if p.is_dir() else "")
         for p in PACKAGE.rglob("*")
@@ -99,3 +98,18 @@ def test_readme_layout_lists_every_module_and_nothing_else():
         entry = line.split()[0] if line.strip() and not line.startswith(" ") else None
         if entry:
             assert (ROOT / entry.rstrip("/")).exists(), entry
+
+
+def test_the_public_names_are_importable_from_the_package_without_torch_at_import():
+    import subprocess
+    import sys
+
+    import rnnlab
+
+    code = "import sys, rnnlab; assert 'torch' not in sys.modules, 'import rnnlab imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from rnnlab.models.cells import ScratchRNN
+
+    assert rnnlab.ScratchRNN is ScratchRNN
+    for name in rnnlab.__all__:
+        assert getattr(rnnlab, name).__name__ == name

@@ -194,7 +194,7 @@ def test_the_job_diverges_when_every_replica_has():
 def test_replica_diagnostics_mean_when_no_replica_has_a_value():
     """A replicas job all of whose replicas diverged (study=clipping, lr 1, no clipping) has
     diagnostics no replica measured: their mean is null, not an IndexError that fails the job."""
-    from rnnlab.training.experiment import mean_diagnostics
+    from rnnlab.training.record import mean_diagnostics
 
     per_replica = [{"a": None, "b": [1.0, None], "c": 2.0}, {"a": None, "b": [3.0, 4.0], "c": None}]
     assert mean_diagnostics(per_replica) == {"a": None, "b": [2.0, 4.0], "c": 2.0}

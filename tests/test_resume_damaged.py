@@ -25,14 +25,10 @@ TINY = (
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, compose_cfg):
     """A run directory like train.py leaves it, with best.ckpt and last.ckpt."""
-    from conftest import CONF
-    from hydra import compose, initialize_config_dir
-
     run_dir = tmp_path_factory.mktemp("finished")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=list(TINY))
+    cfg = compose_cfg(*TINY)
     (run_dir / ".hydra").mkdir()
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(list(TINY)), run_dir / ".hydra" / "overrides.yaml")

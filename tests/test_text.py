@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from rnnlab.analysis.text import NA, fmt, markdown_table, value_order
-from rnnlab.training.experiment import summary_text
+from rnnlab.training.record import summary_text
 
 
 def test_numbers_in_three_significant_digits_and_one_word_for_missing_ones():

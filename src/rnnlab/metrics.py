@@ -26,8 +26,7 @@ TANH_SATURATED = "health/tanh_saturated_frac"  # |h| > 0.99
 RELU_DEAD = "health/relu_dead_frac"  # units zero for every sample and step
 
 # Gradient-flow diagnostics (rnnlab.observe.diagnostics): metrics.json's "diagnostics" holds the
-# final
-# values under these names; TensorBoard shows them per epoch under "diagnostics/<name>".
+# final values under these names; TensorBoard shows them per epoch under "diagnostics/<name>".
 DIAGNOSTICS = "diagnostics"
 SPECTRAL_RADIUS = "spectral_radius"  # of each layer's W_hh: > 1 is necessary for exploding
 SIGMA_MAX = "sigma_max"  # largest singular value of each W_hh: < 1 is sufficient for vanishing
@@ -36,6 +35,14 @@ GRAD_FIRST_OVER_LAST = "grad_first_over_last"  # how much of it reaches the firs
 CLIPPED_FRACTION = "clipped_fraction"  # share of training steps whose gradient was clipped
 GRAD_NORM_P50 = "grad_norm_p50"  # median unclipped gradient norm over the training steps
 GRAD_NORM_P90 = "grad_norm_p90"
+
+
+def first_over_last(norms: list[float]) -> float:
+    """:data:`GRAD_FIRST_OVER_LAST` from :data:`GRAD_NORM_BY_STEP`: how much of the gradient
+    reaches the window's first step, relative to its last step that gets any (the concat readout
+    reads ``h_{t-1}``, so there it is the one before)."""
+    reached = [n for n in norms if n > 0]
+    return norms[0] / reached[-1] if reached else float("nan")
 
 
 def diagnostics_tag(name: str) -> str:

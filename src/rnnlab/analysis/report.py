@@ -30,7 +30,6 @@ from rnnlab.analysis import groups
 from rnnlab.analysis.jobs import Job, collect
 from rnnlab.analysis.summary import effect_sentence
 from rnnlab.analysis.text import fmt, markdown_table
-from rnnlab.observe.diagnostics import first_over_last
 
 LR = "model.lr"
 TASK = "data"  # a study over several tasks answers within each (never "adding vs sincos")
@@ -199,7 +198,7 @@ def learning_curves(
 
 def _reach_first_step(jobs: list[Any], arms: list[str]) -> dict[tuple[str, ...], float]:
     """Per arm, the median over its finished networks of ||dL/dh_1|| over the last step's
-    (rnnlab.observe.diagnostics.first_over_last of metrics.json's ``grad_norm_by_step``): how much
+    (rnnlab.metrics.first_over_last of metrics.json's ``grad_norm_by_step``): how much
     of
     the gradient reaches the window's first step."""
     found: dict[tuple[str, ...], list[float]] = {}
@@ -208,7 +207,7 @@ def _reach_first_step(jobs: list[Any], arms: list[str]) -> dict[tuple[str, ...],
         for rec in job.record.get("replicas") or [job.record]:
             norms = (rec.get(M.DIAGNOSTICS) or {}).get(M.GRAD_NORM_BY_STEP)
             if rec.get("status") == "ok" and norms and None not in norms:
-                found.setdefault(key, []).append(first_over_last(norms))
+                found.setdefault(key, []).append(M.first_over_last(norms))
     return {k: float(np.median(v)) for k, v in found.items()}
 
 

@@ -1,6 +1,6 @@
 """How the analysis writes numbers and orders a factor's values, once for every text it makes:
 ``summary.md`` (rnnlab.analysis.summary), ``report.md`` (rnnlab.analysis.report) and the lines a
-run prints when it ends (rnnlab.training.experiment.summary_text). Torch- and pandas-free.
+run prints when it ends (rnnlab.training.record.summary_text). Torch- and pandas-free.
 """
 
 from __future__ import annotations

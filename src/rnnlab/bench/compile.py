@@ -18,7 +18,7 @@ def measure(opts: argparse.Namespace) -> list[dict[str, Any]]:
     for bxlxh in opts.compile_sizes:
         batch, seq_len, hidden = (int(v) for v in bxlxh.lower().split("x"))
         # each size compiles afresh, so that its compile time is measured
-        torch._dynamo.reset()
+        torch.compiler.reset()
         compiled_step.cache_clear()
         torch.manual_seed(0)
         ref = torch.nn.RNN(2, hidden, batch_first=True)

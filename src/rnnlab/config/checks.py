@@ -159,8 +159,14 @@ def _check_size(cfg: DictConfig) -> None:
     while training, before minutes go into building it."""
     model, data = cfg.model, cfg.data
     params = estimated_parameters(2, model.hidden_size, model.num_layers)
-    # weights, gradients and Adam's moments, plus the hidden states autograd keeps
-    states = data.batch_size * data.seq_len * model.hidden_size * model.num_layers
+    # weights, gradients and Adam's moments, plus the hidden states autograd keeps for a batch,
+    # which holds at most the whole training split
+    if data.name == "adding":
+        examples = data.n_train
+    else:
+        examples = choices.split_sizes(data.n_points, data.splits)[0] - data.seq_len
+    batch = min(data.batch_size, max(examples, 1))
+    states = batch * data.seq_len * model.hidden_size * model.num_layers
     one = params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states + replica_data_bytes(data)
     need = one * cfg.replicas  # each replica has its own parameters, states and data
     memory = _memory_bytes()

@@ -29,8 +29,14 @@ def spectra(layers: Any) -> dict[str, list[Any]]:
     radius, sigma = [], []
     for k in range(layers.num_layers):
         w = layers.layer_weights(k)[1].double().cpu()  # W_hh, in nn.RNN's layout
-        radius.append(torch.linalg.eigvals(w).abs().amax(-1).tolist())
-        sigma.append(torch.linalg.matrix_norm(w, ord=2).tolist())
+        # A replica frozen when its weights stopped being finite has no spectrum (NaN), and
+        # LAPACK refuses non-finite input: decompose zeros in its place.
+        finite = w.isfinite().flatten(-2).all(-1)
+        w = torch.where(finite[..., None, None], w, 0.0)
+        nan = torch.tensor(torch.nan, dtype=w.dtype)
+        eig = torch.where(finite, torch.linalg.eigvals(w).abs().amax(-1), nan)
+        radius.append(eig.tolist())
+        sigma.append(torch.where(finite, torch.linalg.matrix_norm(w, ord=2), nan).tolist())
     return {M.SPECTRAL_RADIUS: radius, M.SIGMA_MAX: sigma}
 
 
@@ -62,13 +68,6 @@ def grad_norm_by_step(layers: Any, readout: Readout, x: torch.Tensor, y: torch.T
         for g in grads
     ]
     return torch.stack(norms, -1).tolist()
-
-
-def first_over_last(norms: list[float]) -> float:
-    """How much of the gradient reaches the window's first step, relative to its last step
-    that gets any (the concat readout reads ``h_{t-1}``, so there it is the one before)."""
-    reached = [n for n in norms if n > 0]
-    return norms[0] / reached[-1] if reached else float("nan")
 
 
 def clipping_stats(norms: torch.Tensor, clip: float | None) -> dict[str, float]:

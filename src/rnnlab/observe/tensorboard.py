@@ -278,7 +278,7 @@ class GradientFlow(Callback):
     def _log(self, trainer: L.Trainer, measured: list[dict[str, Any]], step: int) -> None:
         """Each network's scalars: how much gradient reaches the first step, each layer's
         spectral radius and largest singular value."""
-        reach = [diagnostics.first_over_last(found[M.GRAD_NORM_BY_STEP]) for found in measured]
+        reach = [M.first_over_last(found[M.GRAD_NORM_BY_STEP]) for found in measured]
         scalars = {M.GRAD_FIRST_OVER_LAST: reach}
         for k in range(len(measured[0][M.SPECTRAL_RADIUS])):
             for name in (M.SPECTRAL_RADIUS, M.SIGMA_MAX):

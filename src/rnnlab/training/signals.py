@@ -83,7 +83,12 @@ class StopAtEpochEnd(Callback):
         if isinstance(exception, Diverged) or not trainer.is_global_zero:
             return
         run_dir = trainer.default_root_dir
-        if last_checkpoint(run_dir).is_file():
+        saved = last_checkpoint(run_dir).is_file()
+        if not isinstance(exception, KeyboardInterrupt):  # a crash: the error says why
+            if saved:
+                log.warning("the last epoch's checkpoint is kept: %s", resume_command(run_dir))
+            return
+        if saved:
             log.warning(
                 "stopped; resume from the last epoch's checkpoint with: %s", resume_command(run_dir)
             )
