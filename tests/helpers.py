@@ -53,3 +53,16 @@ def write_job(
     record.update(extra)
     (job / M.METRICS_FILE).write_text(json.dumps(record))
     return job
+
+
+def trained_run(run_dir: Path, cfg: Any, overrides: tuple[str, ...]) -> dict[str, Any]:
+    """A finished run directory as train.py leaves it, ``.hydra/`` record included: ``cfg``
+    (composed from ``overrides``) trained and tested in ``run_dir``; returns its record."""
+    from omegaconf import OmegaConf
+
+    from rnnlab.training import experiment
+
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(list(overrides)), run_dir / ".hydra" / "overrides.yaml")
+    return experiment.train_and_test(cfg, run_dir)

@@ -9,8 +9,8 @@ import math
 
 import pytest
 import torch
+from helpers import trained_run
 from lightning.pytorch.callbacks import Callback
-from omegaconf import OmegaConf
 
 from rnnlab.config.errors import ConfigError
 from rnnlab.config.resume import check_hparams, expand_resume, last_checkpoint
@@ -31,11 +31,7 @@ COMPARED = ("val/mse_best", "val/mse", "test/mse", "test/mae", "test/rollout_mse
 def tiny_run(tmp_path_factory, compose_cfg):
     """A finished run directory like train.py leaves (with Hydra's .hydra/ record)."""
     run_dir = tmp_path_factory.mktemp("tiny")
-    cfg = compose_cfg(*TINY)
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    OmegaConf.save(OmegaConf.create(list(TINY)), run_dir / ".hydra" / "overrides.yaml")
-    return experiment.train_and_test(cfg, run_dir), run_dir
+    return trained_run(run_dir, compose_cfg(*TINY), TINY), run_dir
 
 
 def test_checkpoints_hold_plain_values_and_load_weights_only(tiny_run):

@@ -10,11 +10,10 @@ import shutil
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from helpers import trained_run
 
 from rnnlab.config.errors import ConfigError
 from rnnlab.config.resume import checkpoint_to_resume, expand_resume
-from rnnlab.training import experiment
 
 TINY = (
     "data.n_points=200",
@@ -28,11 +27,7 @@ TINY = (
 def finished(tmp_path_factory, compose_cfg):
     """A run directory like train.py leaves it, with best.ckpt and last.ckpt."""
     run_dir = tmp_path_factory.mktemp("finished")
-    cfg = compose_cfg(*TINY)
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    OmegaConf.save(OmegaConf.create(list(TINY)), run_dir / ".hydra" / "overrides.yaml")
-    experiment.train_and_test(cfg, run_dir)
+    trained_run(run_dir, compose_cfg(*TINY), TINY)
     return run_dir
 
 

@@ -170,20 +170,23 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {first[:80]}" if first else type(err).__name__
 
 
+def _load(path: Path) -> tuple[Any, str | None]:
+    """A YAML record of the run, or None and why it cannot be read."""
+    try:
+        return OmegaConf.load(path), None
+    except Exception as err:  # YAML's and OmegaConf's errors, and a file that cannot be read
+        return None, _reason(err)
+
+
 def read_overrides(saved: Path, raw: str) -> list[str]:
     """The overrides a run was started with (``.hydra/overrides.yaml``), or a one-line error
     when the file is damaged: replaying half of them would resume another run."""
-    try:
-        loaded = OmegaConf.load(saved)
-    except Exception as err:  # YAML's and OmegaConf's errors, and a file that cannot be read
-        loaded, reason = None, _reason(err)
-    else:
-        reason = "not a list of overrides"
+    loaded, reason = _load(saved)
     if isinstance(loaded, ListConfig) and all(isinstance(o, str) for o in loaded):
         return [str(o) for o in loaded]
     raise ConfigError(
-        f"resume={raw}: {saved} is damaged ({reason}); it records how the run was started: "
-        "restore it, or start a new run"
+        f"resume={raw}: {saved} is damaged ({reason or 'not a list of overrides'}); it records "
+        "how the run was started: restore it, or start a new run"
     )
 
 
@@ -192,16 +195,11 @@ def check_saved_config(path: Path, raw: str) -> None:
     run's config is compared) is a one-line error, not a traceback from the comparison."""
     if not path.is_file():
         return  # nothing to compare against: the replayed overrides and the checkpoint decide
-    try:
-        loaded = OmegaConf.load(path)
-    except Exception as err:  # YAML's and OmegaConf's errors, and a file that cannot be read
-        loaded, reason = None, _reason(err)
-    else:
-        reason = "not a mapping"
+    loaded, reason = _load(path)
     if not isinstance(loaded, DictConfig):
         raise ConfigError(
-            f"resume={raw}: {path} is damaged ({reason}); restore it, or move it away to resume "
-            "without checking that the model, data and seed are unchanged"
+            f"resume={raw}: {path} is damaged ({reason or 'not a mapping'}); restore it, or "
+            "move it away to resume without checking that the model, data and seed are unchanged"
         )
 
 
