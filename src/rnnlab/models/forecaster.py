@@ -199,6 +199,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         self._train_loss = EpochLoss()
         self.val_values: dict[str, torch.Tensor] = {}  # the last validation's, and its best
         self.test_values: dict[str, torch.Tensor] = {}
+        self._weights: tuple[nn.Parameter, ...] = ()  # listed when training starts: grad_norms
 
     def _initialize(self, scheme: str, generator: torch.Generator) -> None:
         """Re-draw the cell (``scheme``, rnnlab.models.cells.initialize) and then the readout
@@ -336,9 +337,16 @@ class Forecaster(CheapHookName, L.LightningModule):
     def train_losses(self) -> torch.Tensor:
         return self.epoch_train_loss()
 
+    def on_train_start(self) -> None:
+        # Listed once the weights sit on their device (moving them there may replace them):
+        # self.parameters() walks every submodule, the metrics too, and on every step that
+        # walk costs three times the norm itself.
+        self._weights = tuple(self.parameters())
+
     def grad_norms(self) -> torch.Tensor:
         """The total gradient norm over its parameters, before clipping."""
-        grads = [p.grad.reshape(-1) for p in self.parameters() if p.grad is not None]
+        weights = self._weights or self.parameters()  # outside a fit: walked each time
+        grads = [p.grad.reshape(-1) for p in weights if p.grad is not None]
         return torch.linalg.vector_norm(torch.cat(grads))
 
     def networks(self, tested: bool | torch.Tensor = False) -> Networks:
