@@ -91,10 +91,6 @@ def _versus(job: Job, baselines: list[tuple[str, str]]) -> list[str]:
     return [M.times_better(test, job.metric(m)) or NA for m, _ in baselines]
 
 
-def _setting_text(job: Job, keys: list[str]) -> str:
-    return " ".join(f"{k}={_short(job.overrides.get(k, ''))}" for k in keys) or "(defaults)"
-
-
 def _value(value: Any) -> str:
     """A factor value for reading: ``1000.0`` as ``1000``, a searched ``0.0024179177`` as
     ``0.00242``."""
