@@ -110,7 +110,10 @@ def test_joblib_gives_the_same_per_job_results_as_basic(mixed_sweeps):
     results = {}
     for launcher, sweep_dir in mixed_sweeps.items():
         table = rows(sweep_dir)
-        assert len(list(sweep_dir.iterdir())) == 4 + 5  # jobs, multirun.yaml, 4 summary files
+        # the jobs, multirun.yaml, 4 summary files, sweep.log and its progress state
+        assert len(list(sweep_dir.iterdir())) == 4 + 7
+        lines = (sweep_dir / "sweep.log").read_text().splitlines()
+        assert sorted(line.split("] ")[0] for line in lines) == [f"[{k}/4" for k in range(1, 5)]
         results[launcher] = {
             r["dir"]: (r["status"], r[M.VAL_MSE_BEST], r[M.TEST_MSE], r[M.TEST_ROLLOUT_MSE])
             for r in table

@@ -154,20 +154,28 @@ def replica_data_bytes(data: DictConfig) -> int:
     return 0
 
 
-def _check_size(cfg: DictConfig) -> None:
-    """Refuse a network, or ``replicas`` of them, that would not fit in this machine's memory
-    while training, before minutes go into building it."""
+def network_bytes(cfg: DictConfig) -> int:
+    """About how many bytes one network of ``cfg`` needs while it trains: its weights,
+    gradients and Adam's moments, the hidden states autograd keeps for a batch (which holds
+    at most the whole training split), and its own data. A job of ``replicas`` networks, or a
+    pack of fused jobs (rnnlab.training.fused), needs that many times as much."""
     model, data = cfg.model, cfg.data
     params = estimated_parameters(2, model.hidden_size, model.num_layers)
-    # weights, gradients and Adam's moments, plus the hidden states autograd keeps for a batch,
-    # which holds at most the whole training split
     if data.name == "adding":
         examples = data.n_train
     else:
         examples = choices.split_sizes(data.n_points, data.splits)[0] - data.seq_len
     batch = min(data.batch_size, max(examples, 1))
     states = batch * data.seq_len * model.hidden_size * model.num_layers
-    one = params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states + replica_data_bytes(data)
+    return params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states + replica_data_bytes(data)
+
+
+def _check_size(cfg: DictConfig) -> None:
+    """Refuse a network, or ``replicas`` of them, that would not fit in this machine's memory
+    while training, before minutes go into building it."""
+    model = cfg.model
+    params = estimated_parameters(2, model.hidden_size, model.num_layers)
+    one = network_bytes(cfg)
     need = one * cfg.replicas  # each replica has its own parameters, states and data
     memory = _memory_bytes()
     if memory is None or need <= memory:

@@ -35,6 +35,19 @@ PRESETS = ("sweep", "study", "hparams_search")
 #: (rnnlab.config.hydra_setup.unnamed_keys), and a resumed run may change them
 #: (rnnlab.config.resume).
 NO_EFFECT = ("hydra", "resume", "logger", "threads")
+#: The keys in which the jobs of one pack of ``hydra/launcher=fused`` may differ: each network
+#: of a pack has its own (rnnlab.models.pack.PackForecaster), and with them ``replicas``, how
+#: many of its rows a job has. Jobs that differ in any other key with an effect on results
+#: train in different packs (rnnlab.training.fused.pack_key).
+FUSABLE = (
+    "seed",
+    "model.lr",
+    "model.weight_decay",
+    "model.init",
+    "model.nonlinearity",
+    "model.loss",
+    "trainer.gradient_clip_val",
+)
 
 T = TypeVar("T")
 

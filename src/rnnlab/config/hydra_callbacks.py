@@ -21,6 +21,7 @@ from rnnlab import internals
 from rnnlab.config import hydra_setup
 from rnnlab.config.checks import check_distinct_seeds, check_output_dir, validate
 from rnnlab.config.errors import ConfigError
+from rnnlab.metrics import METRICS_FILE, TEST_MSE
 
 log = logging.getLogger(__name__)
 hydra_setup.register()
@@ -91,3 +92,87 @@ class SweepSummary(Callback):
             )
             return
         log.info("sweep summary: %s", ", ".join(str(p) for p in paths))
+
+
+#: In the sweep directory: when the sweep started and how many jobs it has (SweepProgress).
+PROGRESS_STATE = ".progress.json"
+#: In the sweep directory: one line per finished job, as the console shows them.
+SWEEP_LOG = "sweep.log"
+
+
+def _total_jobs(config: DictConfig) -> int | None:
+    """How many jobs the sweep runs: every job of a basic sweep, the trials of a search."""
+    if is_basic_sweep(config.hydra):
+        return sum(1 for _ in internals.sweep_job_overrides(config))
+    trials = config.hydra.sweeper.get("n_trials")
+    return int(trials) if trials is not None else None
+
+
+def finished_jobs(sweep_dir: Path) -> int:
+    return sum(1 for _ in Path(sweep_dir).glob(f"*/{METRICS_FILE}"))
+
+
+def report_progress(
+    sweep_dir: Path, run_dir: Path, result: dict[str, Any], done: int | None = None
+) -> str:
+    """Print, and add to the sweep's ``sweep.log``, the line for a job that just finished:
+    ``[17/72] <job> ok, test MSE 0.00123, ETA 3 min`` (the time left from this sweep's pace
+    so far: jobs finished before a resume count as done, not as pace). ``done``: how many
+    jobs have finished (default: those with a ``metrics.json``)."""
+    import json
+    import time
+
+    from rnnlab.analysis.text import fmt
+
+    sweep_dir = Path(sweep_dir)
+    try:
+        state = json.loads((sweep_dir / PROGRESS_STATE).read_text())
+    except (OSError, ValueError):
+        state = {}
+    total = state.get("total")
+    done = finished_jobs(sweep_dir) if done is None else done
+    line = f"[{done}/{total if total is not None else '?'}] {Path(run_dir).name} {result['status']}"
+    test = result.get(TEST_MSE)
+    if test is not None:
+        line += f", test MSE {fmt(test)}"
+    ran, before = done - state.get("done_before", 0), state.get("start")
+    if total is not None and before is not None and ran > 0 and total > done:
+        left = (time.time() - before) / ran * (total - done)
+        line += f", ETA {left / 60:.0f} min" if left >= 90 else f", ETA {left:.0f} s"
+    print(line, flush=True)
+    with (sweep_dir / SWEEP_LOG).open("a") as file:
+        file.write(line + "\n")
+    return line
+
+
+class SweepProgress(Callback):
+    """One line per finished job on the console and in the sweep's ``sweep.log``
+    (:func:`report_progress`), whatever the launcher: Hydra calls ``on_job_end`` where the job
+    ran (a joblib worker too); the fused launcher reports its jobs as their packs finish."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        import json
+        import time
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "start": time.time(),
+            "total": _total_jobs(config),
+            "done_before": finished_jobs(sweep_dir),
+        }
+        (sweep_dir / PROGRESS_STATE).write_text(json.dumps(state))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        import json
+
+        from hydra.types import RunMode
+
+        if config.hydra.mode != RunMode.MULTIRUN or job_return._return_value is None:
+            return  # a single run; or a job the fused launcher prepared, to train in a pack
+        run_dir = Path(config.hydra.runtime.output_dir)
+        try:
+            result = json.loads((run_dir / METRICS_FILE).read_text())
+        except (OSError, ValueError):
+            result = {"status": "failed"}
+        report_progress(Path(config.hydra.sweep.dir), run_dir, result)

@@ -12,6 +12,7 @@ how ``from_torch``, ``to_torch`` and ``initialize`` treat all three alike.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,6 +31,23 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def _activation(nonlinearity: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return choices.lookup("model.nonlinearity", nonlinearity, ACTIVATIONS)
+
+
+def row_activation(nonlinearities: Sequence[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation of networks stacked on dimension 0, row r with ``nonlinearities[r]`` (a
+    pack of differently configured networks, rnnlab.models.pack): one call where all rows
+    share one, else each run of equal neighbours through its own and the runs concatenated.
+    Rows sorted by nonlinearity make two runs, cheaper than computing both everywhere and
+    picking with ``torch.where`` (measured: ``python -m rnnlab.bench --sections fused``)."""
+    runs = [(name, len(list(rows))) for name, rows in itertools.groupby(nonlinearities)]
+    if len(runs) == 1:
+        return _activation(runs[0][0])
+    acts, sizes = [_activation(name) for name, _ in runs], [size for _, size in runs]
+
+    def act(z: torch.Tensor) -> torch.Tensor:
+        return torch.cat([f(part) for f, part in zip(acts, z.split(sizes), strict=True)])
+
+    return act
 
 
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -367,7 +367,15 @@ def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) ->
     optimizer = torch.optim.Adam(
         params, lr=hparams.lr, weight_decay=hparams.weight_decay, foreach=True
     )
-    if hparams.scheduler == "none":  # choices.SCHEDULERS: cosine or none
+    return with_schedule(optimizer, hparams.scheduler, max_epochs)
+
+
+def with_schedule(
+    optimizer: torch.optim.Optimizer, scheduler: str, max_epochs: int | None
+) -> dict[str, Any]:
+    """``optimizer`` and ``model.scheduler``'s schedule over ``max_epochs``, as
+    ``configure_optimizers`` returns them."""
+    if scheduler == "none":  # choices.SCHEDULERS: cosine or none
         return {"optimizer": optimizer}
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(max_epochs or 1, 1))
-    return {"optimizer": optimizer, "lr_scheduler": scheduler}
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(max_epochs or 1, 1))
+    return {"optimizer": optimizer, "lr_scheduler": schedule}

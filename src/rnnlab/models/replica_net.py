@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rnnlab.models.cells import Weights, compiled_step, top_layer_states
+from rnnlab.models.cells import Weights, compiled_step, row_activation, top_layer_states
 from rnnlab.models.forecaster import READOUTS, Forecaster, read_out
 
 _SEP = "/"  # a parameter's name with "/" for "."  (module attribute names cannot hold ".")
@@ -50,9 +50,13 @@ class ReplicaNet(nn.Module):
             raise TypeError(f"no batched readout for {self.readout_class.__name__}")
         cell = first.cell
         self.input_size, self.hidden_size = cell.input_size, cell.hidden_size
-        self.num_layers, self.nonlinearity, self.act = cell.num_layers, cell.nonlinearity, cell.act
+        self.num_layers = cell.num_layers
+        # each network's own activation (a pack may mix them: rnnlab.models.pack)
+        self.nonlinearities = [net.cell.nonlinearity for net in networks]
+        self.act = row_activation(self.nonlinearities)
         self.readout_act = first.readout.act
-        self.step = compiled_step(self.nonlinearity) if compile else None
+        uniform = len(set(self.nonlinearities)) == 1
+        self.step = compiled_step(self.nonlinearities[0]) if compile and uniform else None
         self.names = [name for name, _ in first.named_parameters()]  # the cell's, the readout's
         with torch.no_grad():
             self.stacked = nn.ParameterDict(

@@ -41,6 +41,11 @@ def _columns(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).T
 
 
+def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(R,)`` per-network values shaped to broadcast over a stacked ``(R, ...)`` tensor."""
+    return values.view(-1, *[1] * (like.dim() - 1))
+
+
 def _build(seed: int, replicas: int, forecaster: dict[str, Any]) -> list[Forecaster]:
     """The Forecasters that runs of seeds ``seed .. seed+R-1`` start from; the global RNG is
     left as it was."""
@@ -67,12 +72,23 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
     def __init__(self, replicas: int = 2, seed: int = 0, **forecaster: Any) -> None:
         super().__init__()
         self.save_hyperparameters()
-        networks = _build(seed, replicas, forecaster)
-        self.forecaster_hparams = AttributeDict(networks[0].hparams)  # each replica's
+        self._stack([seed + r for r in range(replicas)], [forecaster] * replicas)
+
+    def _stack(self, seeds: list[int], configs: list[dict[str, Any]]) -> None:
+        """Build network r as a run of seed ``seeds[r]`` with ``configs[r]`` builds its
+        Forecaster, and stack them (one configuration for replicas; a pack's differ)."""
+        networks = [_build(seed, 1, config)[0] for seed, config in zip(seeds, configs, strict=True)]
+        self.row_seeds = list(seeds)
+        self.row_hparams = [AttributeDict(net.hparams) for net in networks]
+        self.forecaster_hparams = self.row_hparams[0]  # what the networks share
         self.persistence = networks[0].persistence
         self.net = ReplicaNet(networks, compile=self.forecaster_hparams["compile"])
         self.best = ReplicaNet(networks).requires_grad_(False)  # each replica's best epoch
-        R = replicas
+        R = len(networks)
+        last = [h["loss"] == "last" for h in self.row_hparams]
+        self.register_buffer("loss_last", torch.tensor(last), persistent=False)
+        self.last_only = all(last)  # every network's loss on the final step: read out only there
+        self.mixed_loss = len(set(last)) > 1
         self.register_buffer("alive", torch.ones(R, dtype=torch.bool))
         self.register_buffer("best_val_mse", torch.full((R,), torch.inf))
         self.register_buffer("diverged_epoch", torch.full((R,), -1))
@@ -84,6 +100,8 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
             MeanSquaredError(num_outputs=R),
             MeanSquaredError(num_outputs=R),
         )
+        # a pack mixing loss modes: the every-step loss of each network, picked where it applies
+        self.val_loss_every = MeanSquaredError(num_outputs=R) if self.mixed_loss else None
         self.val_mae, self.val_persistence = (
             MeanAbsoluteError(num_outputs=R),
             MeanSquaredError(num_outputs=R),
@@ -99,11 +117,11 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
 
     @property
     def replicas(self) -> int:
-        return self.hparams.replicas
+        return len(self.row_seeds)
 
     @property
     def seeds(self) -> list[int]:
-        return [self.hparams.seed + r for r in range(self.replicas)]
+        return list(self.row_seeds)
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """Top-layer hidden states ``(R, B, L, H)``."""
@@ -112,7 +130,7 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
     def replica(self, r: int, best: bool = True) -> Forecaster:
         """Replica ``r`` as an ordinary Forecaster (its best-validation weights, or the current
         ones), on this module's device, in eval mode."""
-        model = _build(self.hparams.seed + r, 1, self.forecaster_hparams)[0]
+        model = _build(self.row_seeds[r], 1, self.row_hparams[r])[0]
         model.load_state_dict((self.best if best else self.net).replica_state(r), strict=False)
         return model.to(self.device).eval()
 
@@ -120,15 +138,20 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         return self.net(x, last_only)
 
     def _losses(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Each replica's loss ``(R,)``: Forecaster.loss_fn's MSE per replica."""
-        if self.forecaster_hparams["loss"] == "last":
-            pred, target = pred[:, :, -1], target[:, :, -1]
-        return nn.functional.mse_loss(pred, target, reduction="none").flatten(1).mean(1)
+        """Each replica's loss ``(R,)``: Forecaster.loss_fn's MSE per replica, on the final
+        step or on every step as its ``model.loss`` says."""
+
+        def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return nn.functional.mse_loss(pred, target, reduction="none").flatten(1).mean(1)
+
+        if not self.mixed_loss:
+            return mse(pred[:, :, -1], target[:, :, -1]) if self.last_only else mse(pred, target)
+        return torch.where(self.loss_last, mse(pred[:, :, -1], target[:, :, -1]), mse(pred, target))
 
     # -- training --------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
-        losses = self._losses(self(x, last_only=self.forecaster_hparams["loss"] == "last"), y)
+        losses = self._losses(self(x, last_only=self.last_only), y)
         self._freeze(~torch.isfinite(losses.detach()), "loss")
         alive = self.alive
         self._train_loss.add(torch.where(alive, losses.detach(), 0), x.shape[1])
@@ -159,20 +182,27 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
     ) -> None:
         """Each replica's gradient clipped by its own norm, as ``clip_grad_norm_`` clips a
         single run's; a frozen replica's gradient is zeroed first."""
-        if not self.alive.all():
-            for p in self.net.parameters():
-                if p.grad is not None:
-                    mask = self.alive.view(-1, *[1] * (p.dim() - 1))
-                    p.grad.copy_(torch.where(mask, p.grad, 0))
+        self._zero_frozen_grads()
         if not gradient_clip_val:
             return
         if gradient_clip_algorithm not in (None, "norm"):  # "value" clips elementwise anyway
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
             return
         coef = (gradient_clip_val / (self.net.grad_norms() + 1e-6)).clamp(max=1.0)
+        self._scale_grads(coef)
+
+    def _zero_frozen_grads(self) -> None:
+        """A frozen replica's gradient is zero (its NaN would reach the norms and Adam)."""
+        if not self.alive.all():
+            for p in self.net.parameters():
+                if p.grad is not None:
+                    p.grad.copy_(torch.where(_rows(self.alive, p), p.grad, 0))
+
+    def _scale_grads(self, coef: torch.Tensor) -> None:
+        """Multiply replica r's gradient by ``coef[r]``."""
         for p in self.net.parameters():
             if p.grad is not None:
-                p.grad.mul_(coef.view(-1, *[1] * (p.dim() - 1)))
+                p.grad.mul_(_rows(coef, p))
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -211,9 +241,11 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        last = self.forecaster_hparams["loss"] == "last"
-        pred = self(x, last_only=last)
-        self.val_loss.update(*map(_columns, (pred, y[:, :, -1:] if last else y)))
+        pred = self(x, last_only=self.last_only)
+        if self.val_loss_every is not None:  # a pack mixing loss modes: both, picked per network
+            self.val_loss_every.update(_columns(pred), _columns(y))
+        last = self.last_only or self.mixed_loss
+        self.val_loss.update(*map(_columns, (pred[:, :, -1:], y[:, :, -1:]) if last else (pred, y)))
         self._update((self.val_mse, self.val_mae), pred[:, :, -1], y[:, :, -1])
         if self.persistence:
             self.val_persistence.update(_columns(x[:, :, -1]), _columns(y[:, :, -1]))
@@ -221,10 +253,15 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         for metric in (self.val_loss, self.val_mse, self.val_mae, self.val_persistence):
             metric.reset()
+        if self.val_loss_every is not None:
+            self.val_loss_every.reset()
 
     def on_validation_epoch_end(self) -> None:
+        val_loss = self.val_loss.compute()
+        if self.val_loss_every is not None:
+            val_loss = torch.where(self.loss_last, val_loss, self.val_loss_every.compute())
         values = {
-            M.VAL_LOSS: self.val_loss.compute(),
+            M.VAL_LOSS: val_loss,
             M.VAL_MSE: self.val_mse.compute(),
             M.VAL_MAE: self.val_mae.compute(),
         }

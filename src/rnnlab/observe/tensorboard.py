@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
@@ -61,39 +62,80 @@ def _one(value: Any) -> float:
     return float(value[0] if isinstance(value, list | tuple) else value)
 
 
+@dataclass
+class JobOutput:
+    """Where one job's values go. A job run alone: every network of the module
+    (``rows=slice(None)``) and the Trainer's loggers. A job of a pack (rnnlab.training.fused):
+    its rows of the pack's networks and its own loggers, its ``tb/`` and ``csv/``.
+
+    ``boards``: a job of several networks writes each one's values to its own run
+    (``tb/replica_<r>``); ``nonlinearity``, ``clip`` and ``label``: its ``model.nonlinearity``,
+    ``trainer.gradient_clip_val`` and the title of its figures (empty: the module's).
+    """
+
+    seeds: list[int]
+    rows: slice = field(default_factory=lambda: slice(None))
+    loggers: list[Logger] | None = None
+    boards: ReplicaBoards | None = None
+    nonlinearity: str = "tanh"
+    clip: float | None = None
+    label: str = ""
+
+    def take(self, value: Any) -> Any:
+        """This job's part of a value with one number per network of the module."""
+        if self.rows == slice(None) or not _per_network(value):
+            return value
+        return value[self.rows]
+
+    def loggers_of(self, trainer: L.Trainer) -> list[Logger]:
+        return trainer.loggers if self.loggers is None else self.loggers
+
+    def writer(self, trainer: L.Trainer) -> SummaryWriter | None:
+        """The job's TensorBoard writer (None: TensorBoard off, or not rank 0)."""
+        if self.loggers is None:
+            return _writer(trainer)
+        tb = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        return tb[0].experiment if tb and trainer.is_global_zero else None
+
+    def alive(self, trainer: L.Trainer) -> torch.Tensor:
+        return trainer.lightning_module.alive.cpu()[self.rows]
+
+
 def _log_epoch_scalars(
     trainer: L.Trainer,
     values: dict[str, Any],
-    step: int | None = None,
-    boards: ReplicaBoards | None = None,
+    step: int | None,
+    outputs: Sequence[JobOutput],
 ) -> None:
-    """Write straight to the loggers at the epoch's step (or ``step``): ``self.log`` costs
-    about 1 ms a call here, more than a training step. A value with one number per network of
-    several goes to each network's own run (``boards``), its mean and band to the job's
-    (:func:`log_replica_values`); one network's number is the job's."""
+    """Write straight to each job's loggers at the epoch's step (or ``step``): ``self.log``
+    costs about 1 ms a call here, more than a training step. A value with one number per
+    network of several goes to each network's own run (the job's ``boards``), its mean and
+    band to the job's (:func:`log_replica_values`); one network's number is the job's."""
     step = _epoch_step(trainer) if step is None else step
-    scalars = {name: _one(value) for name, value in values.items() if not _per_network(value)}
-    per_network = {name: value for name, value in values.items() if _per_network(value)}
-    if per_network:
-        scalars |= log_replica_values(trainer, boards, per_network, step, with_mean=True)
-    for logger in trainer.loggers:
-        logger.log_metrics(scalars, step=step)
+    for out in outputs:
+        mine = {name: out.take(value) for name, value in values.items()}
+        scalars = {name: _one(value) for name, value in mine.items() if not _per_network(value)}
+        per_network = {name: value for name, value in mine.items() if _per_network(value)}
+        if per_network:
+            scalars |= log_replica_values(trainer, out, per_network, step, with_mean=True)
+        for logger in out.loggers_of(trainer):
+            logger.log_metrics(scalars, step=step)
 
 
 def log_replica_values(
     trainer: L.Trainer,
-    boards: ReplicaBoards | None,
+    out: JobOutput,
     values: dict[str, Any],
     step: int | None = None,
     with_mean: bool = False,
 ) -> dict[str, float]:
-    """Write each replica's value of ``values`` (R numbers each) to its run ``tb/replica_<r>``
-    (``boards``), and the lowest and highest over the replicas still training to the job's run
-    as ``<name>_replica_min`` and ``_max``. With ``with_mean`` nothing goes to the job's run:
-    the band and the mean (as ``<name>``) are returned for the caller to write
-    (:func:`_log_epoch_scalars`); without, the module logs its means itself."""
+    """Write each network's value of ``values`` (the job's networks', several) to its run
+    ``tb/replica_<r>`` (the job's ``boards``), and the lowest and highest over the networks
+    still training to the job's run as ``<name>_replica_min`` and ``_max``. With ``with_mean``
+    nothing goes to the job's run: the band and the mean (as ``<name>``) are returned for the
+    caller to write (:func:`_log_epoch_scalars`); without, the module logs its means itself."""
     step = _epoch_step(trainer) if step is None else step
-    alive = trainer.lightning_module.alive.cpu()
+    alive = out.alive(trainer)
     band: dict[str, float] = {}
     table = {name: torch.as_tensor(v, dtype=torch.float64).cpu() for name, v in values.items()}
     for name, v in table.items():
@@ -103,19 +145,19 @@ def log_replica_values(
         if len(live):
             band[f"{name}_replica_min"] = live.min().item()
             band[f"{name}_replica_max"] = live.max().item()
-    if boards is not None:
-        boards.write(table, step, alive)
+    if out.boards is not None:
+        out.boards.write(table, step, alive)
     if not with_mean:
-        for logger in trainer.loggers:
+        for logger in out.loggers_of(trainer):
             logger.log_metrics(band, step=step)
     return band
 
 
-class ReplicaBoards(Callback):
-    """One TensorBoard run per replica, ``tb/replica_<r>``, with its own curves; the job's run
-    ``tb`` holds the means, the band over the replicas still training (``<tag>_replica_min``
-    and ``_max``) and a custom-scalars layout that draws each mean inside its band (the Custom
-    Scalars tab's margin charts). Written on rank 0 only."""
+class ReplicaBoards:
+    """One TensorBoard run per network of a job of several, ``tb/replica_<r>``, with its own
+    curves; the job's run ``tb`` holds the means, the band over the networks still training
+    (``<tag>_replica_min`` and ``_max``) and a custom-scalars layout that draws each mean inside
+    its band (the Custom Scalars tab's margin charts). Written on rank 0 only."""
 
     #: The curves drawn as mean-with-band charts.
     BANDS = (M.TRAIN_LOSS, M.VAL_MSE, M.VAL_MSE_BEST, M.VAL_LOSS, M.GRAD_NORM)
@@ -125,14 +167,12 @@ class ReplicaBoards(Callback):
         self.seeds = list(seeds)
         self.writers: list[SummaryWriter] = []
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if trainer.is_global_zero and not self.writers:
+    def open(self, writer: SummaryWriter | None) -> None:
+        """Open each network's run, and draw the bands in the job's (``writer``)."""
+        if not self.writers:
             self.writers = [
                 SummaryWriter(self.tb_dir / f"replica_{r}") for r in range(len(self.seeds))
             ]
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        writer = _writer(trainer)
         if writer is None:
             return
         charts = {
@@ -142,18 +182,6 @@ class ReplicaBoards(Callback):
         writer.add_custom_scalars(
             {f"mean and range over {len(self.seeds)} replicas ({seeds})": charts}
         )
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        log_replica_values(trainer, self, {M.TRAIN_LOSS: pl_module.train_losses()})
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # after the module's on_validation_epoch_end, which computed each replica's values
-        if not trainer.sanity_checking and trainer.state.fn == "fit":
-            log_replica_values(trainer, self, pl_module.val_values)
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # each replica's test of its best weights, at the step of the test metrics
-        log_replica_values(trainer, self, pl_module.test_values, trainer.global_step)
 
     def write(self, table: dict[str, torch.Tensor], step: int, alive: torch.Tensor) -> None:
         """Replica r's values to its run, for the replicas still training: one event per
@@ -167,9 +195,56 @@ class ReplicaBoards(Callback):
                 ]
                 file_writer(writer).add_summary(Summary(value=scalars), step)
 
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+    def flush(self) -> None:
         for writer in self.writers:
             writer.flush()
+
+
+class NetworkScalars(Callback):
+    """Each network's training loss, validation and test values, where its module logs only
+    their means (a job of several networks) or nothing that reaches the job (a pack, whose
+    jobs have loggers of their own: ``means``, and each network's learning rate as
+    ``lr-Adam``, as Lightning's LearningRateMonitor names it)."""
+
+    def __init__(self, outputs: Sequence[JobOutput], means: bool = False) -> None:
+        self.outputs, self.means = list(outputs), means
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            for out in self.outputs:
+                if out.boards is not None and not out.boards.writers:
+                    out.boards.open(out.writer(trainer))
+
+    def _write(self, trainer: L.Trainer, values: dict[str, Any], step: int | None = None) -> None:
+        if not trainer.is_global_zero:
+            return
+        if self.means:
+            values = {**values, "epoch": torch.tensor(float(trainer.current_epoch))}
+            _log_epoch_scalars(trainer, values, step, self.outputs)
+            return
+        for out in self.outputs:
+            log_replica_values(trainer, out, {k: out.take(v) for k, v in values.items()}, step)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.means and hasattr(pl_module, "learning_rates"):
+            self._write(trainer, {"lr-Adam": pl_module.learning_rates()}, trainer.global_step)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write(trainer, {M.TRAIN_LOSS: pl_module.train_losses()})
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the module's on_validation_epoch_end, which computed each network's values
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._write(trainer, pl_module.val_values)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # each network's test of its best weights, at the step of the test metrics
+        self._write(trainer, pl_module.test_values, trainer.global_step)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for out in self.outputs:
+            if out.boards is not None:
+                out.boards.flush()
 
 
 class GradNormMonitor(Callback):
@@ -183,8 +258,8 @@ class GradNormMonitor(Callback):
     final diagnostics, in checkpoints too, so a resumed run counts all its steps.
     """
 
-    def __init__(self, clip: float | None = None, boards: ReplicaBoards | None = None) -> None:
-        self.clip, self.boards = clip, boards
+    def __init__(self, outputs: Sequence[JobOutput]) -> None:
+        self.outputs = list(outputs)
         self.norms: list[torch.Tensor] = []
         self.history: list[Any] = []
 
@@ -196,12 +271,22 @@ class GradNormMonitor(Callback):
     ) -> None:
         self.norms.append(pl_module.grad_norms())  # (R,) for replicas: each one's own
 
-    def _clipping(self, norms: torch.Tensor) -> dict[str, Any]:
-        """clipping_stats of ``(steps,)`` norms, or per replica of ``(steps, R)`` norms over the
-        steps it trained (a frozen replica's norms are NaN or zero)."""
+    def _clips(self, networks: int) -> list[float | None]:
+        """Each network's ``trainer.gradient_clip_val``."""
+        if len(self.outputs) == 1:
+            return [self.outputs[0].clip] * networks
+        return [out.clip for out in self.outputs for _ in out.seeds]
+
+    def _clipping(self, norms: torch.Tensor, clip: float | None = None) -> dict[str, Any]:
+        """clipping_stats of ``(steps,)`` norms, or per network of ``(steps, N)`` norms over
+        the steps it trained (a frozen network's norms are NaN or zero)."""
         if norms.dim() == 1:
-            return diagnostics.clipping_stats(norms, self.clip) if len(norms) else {}
-        per = [self._clipping(col[torch.isfinite(col) & (col > 0)]) for col in norms.T]
+            return diagnostics.clipping_stats(norms, clip) if len(norms) else {}
+        clips = self._clips(norms.shape[1])
+        per = [
+            self._clipping(col[torch.isfinite(col) & (col > 0)], c)
+            for col, c in zip(norms.T, clips, strict=True)
+        ]
         names = next((list(p) for p in per if p), [])
         return {k: torch.tensor([p.get(k, math.nan) for p in per]) for k in names}
 
@@ -210,15 +295,22 @@ class GradNormMonitor(Callback):
             norms = torch.stack(self.norms)
             self.history += norms.tolist()
             scalars = {M.GRAD_NORM: norms.mean(0), M.GRAD_NORM_MAX: norms.amax(0)}
-            scalars |= {M.diagnostics_tag(k): v for k, v in self._clipping(norms).items()}
-            _log_epoch_scalars(trainer, scalars, boards=self.boards)
+            clipping = self._clipping(norms, self.outputs[0].clip)
+            scalars |= {M.diagnostics_tag(k): v for k, v in clipping.items()}
+            _log_epoch_scalars(trainer, scalars, None, self.outputs)
 
     def run_stats(self, networks: int = 1) -> list[dict[str, float]]:
         """Each of the ``networks``' clipping share and norm percentiles over every training
         step of the run."""
         norms = torch.tensor(self.history)
-        each = norms.T if norms.dim() == 2 else [norms] * networks  # (steps, R): replicas'
-        return [{k: float(v) for k, v in self._clipping(n).items()} for n in each]
+        if norms.dim() == 2:  # (steps, N): each network's
+            clips = self._clips(networks)
+            return [
+                {k: float(v) for k, v in self._clipping(col, clip).items()}
+                for col, clip in zip(norms.T, clips, strict=True)
+            ]
+        stats = self._clipping(norms, self.outputs[0].clip)
+        return [{k: float(v) for k, v in stats.items()}] * networks
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -237,8 +329,8 @@ class GradientFlow(Callback):
     epochs, and for the tested checkpoint (drawing one costs about 0.1-0.3 s here, too much
     for every epoch by default). ``last`` holds the latest values, one dict per network."""
 
-    def __init__(self, figures: bool, every_n_epochs: int, boards: ReplicaBoards | None) -> None:
-        self.figures, self.every_n_epochs, self.boards = figures, every_n_epochs, boards
+    def __init__(self, figures: bool, every_n_epochs: int, outputs: Sequence[JobOutput]) -> None:
+        self.figures, self.every_n_epochs, self.outputs = figures, every_n_epochs, list(outputs)
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last: list[dict[str, Any]] = []
 
@@ -267,12 +359,16 @@ class GradientFlow(Callback):
         self.last = diagnostics.diagnose(networks, self.batch)
         if log:
             self._log(trainer, self.last, step)
-        writer = _writer(trainer)
-        if draw and self.figures and writer is not None:
+        if draw and self.figures:
             title = f"step {step}" if step else "at initialisation"
             norms = [found[M.GRAD_NORM_BY_STEP] for found in self.last]
-            fig = figures.grad_flow_figure(norms, figures.run_label(pl_module), title)
-            add_png(writer, M.diagnostics_tag(M.GRAD_NORM_BY_STEP), figures.to_png(fig), step)
+            for out in self.outputs:
+                writer = out.writer(trainer)
+                if writer is not None:
+                    label = out.label or figures.run_label(pl_module)
+                    fig = figures.grad_flow_figure(norms[out.rows], label, title)
+                    png = figures.to_png(fig)
+                    add_png(writer, M.diagnostics_tag(M.GRAD_NORM_BY_STEP), png, step)
         return self.last
 
     def _log(self, trainer: L.Trainer, measured: list[dict[str, Any]], step: int) -> None:
@@ -284,7 +380,7 @@ class GradientFlow(Callback):
             for name in (M.SPECTRAL_RADIUS, M.SIGMA_MAX):
                 scalars[f"{name}_l{k}"] = [found[name][k] for found in measured]
         tagged = {M.diagnostics_tag(k): v for k, v in scalars.items()}
-        _log_epoch_scalars(trainer, tagged, step, self.boards)
+        _log_epoch_scalars(trainer, tagged, step, self.outputs)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -313,8 +409,8 @@ class HiddenStateHealth(Callback):
     """RNN health once per epoch, from the top layer's hidden states on the first validation
     batch (fixed, since validation is not shuffled): one extra forward pass per epoch."""
 
-    def __init__(self, boards: ReplicaBoards | None = None) -> None:
-        self.boards = boards
+    def __init__(self, outputs: Sequence[JobOutput]) -> None:
+        self.outputs = list(outputs)
         self._inputs: torch.Tensor | None = None
 
     def on_validation_batch_end(
@@ -334,8 +430,9 @@ class HiddenStateHealth(Callback):
             return
         with torch.no_grad():
             h = pl_module.hidden(self._inputs)
-        health = hidden_state_health(h, pl_module.hparams.nonlinearity)
-        _log_epoch_scalars(trainer, health, boards=self.boards)
+        for out in self.outputs:  # each job's by its own nonlinearity
+            health = hidden_state_health(out.take(h), out.nonlinearity)
+            _log_epoch_scalars(trainer, health, None, [out])
 
 
 class ParamHistograms(Callback):
@@ -360,6 +457,21 @@ def add_png(writer: SummaryWriter, tag: str, png: bytes, step: int) -> None:
     file_writer(writer).add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
 
+def emit_figures(
+    writer: SummaryWriter | None, figs: dict[str, Figure], step: int, folder: Path | None
+) -> None:
+    """Each figure as a TensorBoard image ``figures/<name>`` (``writer``), and as
+    ``<name>.png`` in ``folder`` (None: TensorBoard only)."""
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    for name, fig in figs.items():
+        png = figures.to_png(fig)
+        if writer is not None:
+            add_png(writer, f"figures/{name}", png, step)
+        if folder is not None:
+            (Path(folder) / f"{name}.png").write_bytes(png)
+
+
 class ForecastFigures(Callback):
     """Figures under the ``figures/`` image tags, and as PNG files in ``figures_dir``.
 
@@ -382,15 +494,7 @@ class ForecastFigures(Callback):
         self.seeds = list(seeds)
 
     def _emit(self, trainer: L.Trainer, figs: dict[str, Figure], step: int, save: bool) -> None:
-        writer = _writer(trainer)
-        if save:
-            self.figures_dir.mkdir(parents=True, exist_ok=True)
-        for name, fig in figs.items():
-            png = figures.to_png(fig)
-            if writer is not None:
-                add_png(writer, f"figures/{name}", png, step)
-            if save:
-                (self.figures_dir / f"{name}.png").write_bytes(png)
+        emit_figures(_writer(trainer), figs, step, self.figures_dir if save else None)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
@@ -426,31 +530,27 @@ class Observers(NamedTuple):
 
 
 def tensorboard_callbacks(
-    logger_cfg: Any,
-    run_dir: Path,
-    forecasting: bool,
-    clip: float | None,
-    seeds: Sequence[int],
-    boards: ReplicaBoards | None,
+    logger_cfg: Any, run_dir: Path, forecasting: bool, outputs: Sequence[JobOutput]
 ) -> Observers:
     """The callbacks the ``logger`` section asks for; the forecast figures only for a
-    forecasting task (the adding problem has no rollout). ``clip``: the Trainer's
-    ``gradient_clip_val``, to count the steps it clips; ``seeds``: the job's networks';
-    ``boards``: where a job of several networks writes each one's values."""
+    forecasting task (the adding problem has no rollout). ``outputs``: where each job's
+    values go (one job run alone; a pack's jobs, which draw their forecast figures after
+    testing, rnnlab.training.fused, and no histograms)."""
     every = logger_cfg.figures_every_n_epochs
-    grad_norms = GradNormMonitor(clip, boards)
-    grad_flow = GradientFlow(logger_cfg.figures, every, boards)
-    callbacks: list[Callback] = [grad_norms, HiddenStateHealth(boards), grad_flow]
-    if logger_cfg.figures and forecasting:
+    grad_norms = GradNormMonitor(outputs)
+    grad_flow = GradientFlow(logger_cfg.figures, every, outputs)
+    callbacks: list[Callback] = [grad_norms, HiddenStateHealth(outputs), grad_flow]
+    alone = len(outputs) == 1 and outputs[0].loggers is None
+    if logger_cfg.figures and forecasting and alone:
         callbacks.append(
             ForecastFigures(
                 Path(run_dir) / "figures",
                 every_n_epochs=every,
                 rollout_steps=logger_cfg.rollout_steps,
-                seeds=seeds,
+                seeds=outputs[0].seeds,
             )
         )
-    if logger_cfg.histograms:
+    if logger_cfg.histograms and alone:
         callbacks.append(ParamHistograms())
     return Observers(grad_norms, grad_flow, callbacks)
 

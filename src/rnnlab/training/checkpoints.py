@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from rnnlab import metrics as M
@@ -38,3 +40,22 @@ def last_epoch_checkpoint(run_dir: Path) -> ModelCheckpoint:
     """
     path = last_checkpoint(run_dir)
     return ModelCheckpoint(dirpath=path.parent, filename=path.stem, enable_version_counter=False)
+
+
+def save_module(module: L.LightningModule, path: Path, epoch: int, step: int) -> Path:
+    """Save ``module`` as a checkpoint its class's ``load_from_checkpoint`` reads (its weights
+    and hyperparameters), without a Trainer: what a job of a fused pack writes as its
+    ``best.ckpt`` (rnnlab.training.fused)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "epoch": epoch,
+        "global_step": step,
+        "pytorch-lightning_version": L.__version__,
+        "state_dict": module.state_dict(),
+        module.CHECKPOINT_HYPER_PARAMS_KEY: dict(module.hparams),
+    }
+    if module.keeps_best_weights:  # how each network ended (a Forecaster's hook needs a Trainer)
+        module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, path)
+    return path

@@ -35,13 +35,15 @@ from rnnlab.data.baselines import network_baselines
 from rnnlab.data.tasks import DATAMODULES, ReplicaDataModule, WindowDataModule
 from rnnlab.internals import no_profiler
 from rnnlab.models.forecaster import Diverged, Forecaster
-from rnnlab.models.network import NetworkModule
+from rnnlab.models.network import NetworkEnd, NetworkModule
 from rnnlab.models.replicas import ReplicaForecaster
 from rnnlab.observe.csv_log import CSVEpochs, EpochCSVLogger
 from rnnlab.observe.rollout import forecasts
 from rnnlab.observe.tensorboard import (
     GradientFlow,
     GradNormMonitor,
+    JobOutput,
+    NetworkScalars,
     ReplicaBoards,
     hparams_of,
     log_final_results,
@@ -54,6 +56,7 @@ from rnnlab.training.record import (
     finite_or_none,
     job_record,
     network_record,
+    objective,
     record_failure,
     summary_text,
     write_metrics,
@@ -103,15 +106,21 @@ def build_datamodule(cfg: DictConfig) -> WindowDataModule:
     return ReplicaDataModule([task(**kwargs, seed=seed) for seed in seeds_of(cfg)])
 
 
+def forecaster_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """The Forecaster's keyword arguments: ``model``, and the input and output sizes of the
+    task."""
+    task = datamodule_class(cfg)
+    return dict(
+        input_size=task.channels,
+        output_size=task.output_size,
+        **OmegaConf.to_container(cfg.model, resolve=True),
+    )
+
+
 def build_model(cfg: DictConfig) -> Forecaster | ReplicaForecaster:
     """The Forecaster for the config, its input and output sizes from the task; for replicas,
     the ReplicaForecaster of seeds ``seed .. seed+replicas-1``."""
-    task = datamodule_class(cfg)
-    kwargs = dict(
-        input_size=task.channels,
-        output_size=task.output_size,
-        **OmegaConf.to_container(cfg.model),
-    )
+    kwargs = forecaster_kwargs(cfg)
     if replicas_of(cfg) == 1:
         return Forecaster(**kwargs)
     return ReplicaForecaster(replicas=replicas_of(cfg), seed=cfg.seed, **kwargs)
@@ -142,18 +151,28 @@ class JobCallbacks:
     every: list[Callback]
 
 
+def job_output(cfg: DictConfig, run_dir: Path, **where: Any) -> JobOutput:
+    """Where the job's values go: the Trainer's loggers, or those in ``where`` (a pack's job);
+    a job of several networks also writes a TensorBoard run for each, tb/replica_<r>."""
+    seeds = seeds_of(cfg)
+    return JobOutput(
+        seeds=seeds,
+        boards=ReplicaBoards(run_dir, seeds) if len(seeds) > 1 else None,
+        nonlinearity=cfg.model.nonlinearity,
+        clip=cfg.trainer.get("gradient_clip_val"),
+        **where,
+    )
+
+
 def build_callbacks(cfg: DictConfig, run_dir: Path, extra: Sequence[Callback] = ()) -> JobCallbacks:
     """rnnlab's loggers and callbacks for a job, and ``extra`` callbacks after them."""
-    seeds = seeds_of(cfg)
-    # a job of several networks: a TensorBoard run for each, tb/replica_<r>
-    boards = ReplicaBoards(run_dir, seeds) if len(seeds) > 1 else None
+    out = job_output(cfg, run_dir)
     # TensorBoard first: trainer.logger, which the HParams session and rnnlab's figures use
     tb = TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)
     csv_logger = EpochCSVLogger(run_dir, resume=cfg.resume is not None)  # csv/metrics.csv
     best, stop, clock = best_checkpoint(run_dir), StopAtEpochEnd(), FitClock()
     forecasting = datamodule_class(cfg).forecasting
-    clip = cfg.trainer.get("gradient_clip_val")
-    observers = tensorboard_callbacks(cfg.logger, run_dir, forecasting, clip, seeds, boards)
+    observers = tensorboard_callbacks(cfg.logger, run_dir, forecasting, [out])
     every = [
         best,
         last_epoch_checkpoint(run_dir),
@@ -164,7 +183,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, extra: Sequence[Callback] = 
         clock,
         *observers.every,
         *extra,
-        *([boards] if boards else []),
+        *([NetworkScalars([out])] if out.boards else []),
     ]
     grad_norms, grad_flow = observers.grad_norms, observers.grad_flow
     return JobCallbacks(best, stop, clock, grad_norms, grad_flow, [tb, csv_logger], every)
@@ -227,7 +246,11 @@ def train_and_test(
     if tested:  # the best-validation weights: the best checkpoint's, or those the module keeps
         best = None if model.keeps_best_weights else job.best.best_model_path
         trainer.test(model, datamodule=dm, ckpt_path=best, verbose=False)
-    records = network_records(trainer, model, dm, job, seeds_of(cfg), outcome["status"])
+    ends = model.network_ends(tested=tested)
+    fresh = final_diagnostics(trainer, model, job.grad_flow, ends)
+    clipping = job.grad_norms.run_stats(len(ends))
+    measured = (job.grad_flow.last, fresh)
+    records = network_records(model, dm, seeds_of(cfg), outcome["status"], ends, measured, clipping)
 
     result = job_record(
         outcome,
@@ -251,29 +274,41 @@ def train_and_test(
     return result
 
 
+def final_diagnostics(
+    trainer: L.Trainer, model: NetworkModule, grad_flow: GradientFlow, ends: list[NetworkEnd]
+) -> list[dict[str, Any]]:
+    """The gradient-flow diagnostics of the weights that are each network's last word: those
+    its test scored, or those its module froze it with when it diverged (one dict per network;
+    none when no network has such weights). Logged and drawn as the tested weights' when any
+    network was tested."""
+    finished = torch.tensor([end.tested for end in ends])
+    final = finished | ~model.alive.cpu()
+    if not final.any():
+        return []
+    shown = bool(finished.any())
+    networks = model.networks(tested=finished)
+    return grad_flow.measure(trainer, model, trainer.global_step, shown, networks, log=shown)
+
+
 def network_records(
-    trainer: L.Trainer,
     model: NetworkModule,
     dm: WindowDataModule,
-    job: JobCallbacks,
     seeds: Sequence[int],
     status: str,
+    ends: list[NetworkEnd],
+    measured: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    clipping: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Each network's record (:func:`network_record`): how it ended, by its module; its test
-    rollout and its data's baselines; and its diagnostics, of the weights its test scored, of
-    the weights its module froze it with when it diverged, and otherwise of the weights last
-    measured in training (those a diverged Forecaster stopped with may no longer be finite)."""
-    ends = model.network_ends(tested=status == "ok")
+    """Each network's record (:func:`network_record`): how it ended (``ends``, by its module);
+    its test rollout and its data's baselines; its diagnostics (``measured``: the latest in
+    training, and :func:`final_diagnostics`), of its final weights where it has them, and
+    otherwise of the weights last measured in training (those a diverged Forecaster stopped
+    with may no longer be finite); and its gradient clipping over the run."""
     finished = torch.tensor([end.tested for end in ends])
-    final = finished | ~model.alive.cpu()  # weights that are the network's last word
+    final = finished | ~model.alive.cpu()
     networks = model.networks(tested=finished)
     rollouts = forecasts(networks.predict, dm) if dm.forecasting and finished.any() else []
-    last, fresh = job.grad_flow.last, []  # last: measured in training
-    if final.any():  # shown (logged, drawn) as the tested weights' when any network was tested
-        shown = bool(finished.any())
-        step = trainer.global_step
-        fresh = job.grad_flow.measure(trainer, model, step, shown, networks, log=shown)
-    clipping = job.grad_norms.run_stats(len(ends))
+    last, fresh = measured
     baselines = network_baselines(dm.members)
     records = []
     for r, end in enumerate(ends):
@@ -302,6 +337,19 @@ def shown_path(path: Path) -> Path:
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
+def already_finished(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """The record of a resumed run (or job of a resumed sweep) that already trained all its
+    epochs and was tested, said on the console; None if it has more to do."""
+    finished = finished_run(cfg, run_dir)
+    if finished is not None:
+        print(
+            f"rnnlab: {shown_path(run_dir)} already finished: {finished['epochs']} of "
+            f"{cfg.trainer.max_epochs} epochs, status ok; nothing changed (train longer with "
+            f"trainer.max_epochs=N)"
+        )
+    return finished
+
+
 def hydra_job(cfg: DictConfig) -> float:
     """Hydra task: run in Hydra's job directory, print the summary, return the objective
     sweepers minimise (``val/mse_best``; infinity when the run diverged or a sweep job crashed)."""
@@ -312,14 +360,9 @@ def hydra_job(cfg: DictConfig) -> float:
     run_dir = Path(hydra.runtime.output_dir)
     shown = shown_path(run_dir)
     multirun = hydra.mode == RunMode.MULTIRUN
-    finished = finished_run(cfg, run_dir)
+    finished = already_finished(cfg, run_dir)
     if finished is not None:
-        print(
-            f"rnnlab: {shown} already finished: {finished['epochs']} of "
-            f"{cfg.trainer.max_epochs} epochs, status ok; nothing changed (train longer with "
-            f"trainer.max_epochs=N)"
-        )
-        return finished.get(M.VAL_MSE_BEST) or math.inf
+        return objective(finished)
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True).rstrip())
     try:
         if multirun and not is_basic_sweep(hydra):
@@ -337,5 +380,4 @@ def hydra_job(cfg: DictConfig) -> float:
         print(text)
     if result["status"] == "interrupted":  # exit as the signal would have: 130 or 143
         sys.exit(128 + signal.Signals[result["stopped_by"]])
-    best = result.get(M.VAL_MSE_BEST)
-    return best if best is not None and result["status"] == "ok" else math.inf
+    return objective(result)

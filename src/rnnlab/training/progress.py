@@ -18,6 +18,11 @@ log = logging.getLogger("rnnlab.run")
 PROGRESS_METRICS = (M.TRAIN_LOSS, M.VAL_MSE, M.VAL_MSE_BEST)
 
 
+def _line(trainer: L.Trainer, values: dict[str, Any]) -> tuple[str, int, Any, str]:
+    shown = " ".join(f"{k}={float(values[k]):.4g}" for k in PROGRESS_METRICS if k in values)
+    return "epoch %d/%s: %s", trainer.current_epoch + 1, trainer.max_epochs, shown
+
+
 class ProgressLog(Callback):
     """One line per epoch in the job's log (``train.log``): the epoch, the training loss, the
     validation MSE and the best so far. (The console shows only warnings; see
@@ -29,8 +34,28 @@ class ProgressLog(Callback):
         values = dict(trainer.callback_metrics)
         # The module logs train/loss after the callbacks' hooks: ask it for the value.
         values[M.TRAIN_LOSS] = pl_module.epoch_train_loss()
-        shown = " ".join(f"{k}={float(values[k]):.4g}" for k in PROGRESS_METRICS if k in values)
-        log.info("epoch %d/%s: %s", trainer.current_epoch + 1, trainer.max_epochs, shown)
+        log.info(*_line(trainer, values))
+
+
+class JobsProgressLog(Callback):
+    """:class:`ProgressLog`'s lines for each job of a pack (rnnlab.training.fused), in its own
+    log: ``jobs`` pairs a job's rows of the pack with its logger. A job's values are the means
+    over its networks still training, as a job of several networks logs them."""
+
+    def __init__(self, jobs: list[tuple[slice, logging.Logger]]) -> None:
+        self.jobs = jobs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        per_network = {**pl_module.val_values, M.TRAIN_LOSS: pl_module.train_losses()}
+        for rows, logger in self.jobs:
+            alive = pl_module.alive[rows]
+            values = {
+                k: v[rows][alive].mean() if alive.any() else v[rows].new_tensor(float("nan"))
+                for k, v in per_network.items()
+            }
+            logger.info(*_line(trainer, values))
 
 
 class FitClock(Callback):

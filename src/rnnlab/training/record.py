@@ -24,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab import metrics as M
 from rnnlab.analysis import stats
 from rnnlab.analysis.text import fmt as _fmt  # as summary.md and report.md write numbers
-from rnnlab.config.resume import last_checkpoint
 from rnnlab.models.network import NetworkEnd
 
 log = logging.getLogger(__name__)
@@ -190,10 +189,16 @@ def summary_text(result: dict[str, Any], run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def objective(result: dict[str, Any]) -> float:
+    """What a sweeper minimises for a job: its ``val/mse_best``, infinity unless it finished."""
+    best = result.get(M.VAL_MSE_BEST)
+    return best if best is not None and result["status"] == "ok" else math.inf
+
+
 def finished_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     """The record of a resumed run that already trained all its epochs and was tested, else
     None: resuming it again changes nothing (ask for more with ``trainer.max_epochs``)."""
-    if cfg.resume is None or not last_checkpoint(run_dir).is_file():
+    if cfg.resume is None:
         return None
     try:
         record = json.loads((Path(run_dir) / M.METRICS_FILE).read_text())

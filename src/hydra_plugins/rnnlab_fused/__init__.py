@@ -1,0 +1,2 @@
+"""rnnlab's Hydra launcher ``hydra/launcher=fused`` (Hydra finds launchers under the
+``hydra_plugins`` namespace package)."""
