@@ -71,7 +71,8 @@ def test_resume_replays_the_runs_overrides_and_new_ones_win(tiny_run):
     [
         (["resume={run}", "model.hidden_size=8"], "cannot change model.hidden_size=8"),
         (["resume={run}", "seed=1"], "cannot change seed=1"),
-        (["-m", "resume={run}"], "not with -m"),
+        (["-m", "resume={run}"], "expected a sweep directory .*resume one run without -m"),
+        (["resume={sweep}"], "is a sweep directory; resume the sweep with -m"),
         (["resume={run}/checkpoints"], "expected a run directory"),
         (["resume={empty}"], "no checkpoint to resume from"),
     ],
@@ -81,8 +82,11 @@ def test_resume_refuses_what_it_cannot_do(tiny_run, tmp_path, argv, message):
     empty = tmp_path / "killed_in_epoch_0"
     (empty / ".hydra").mkdir(parents=True)
     (empty / ".hydra" / "overrides.yaml").write_text("[]\n")
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
     with pytest.raises(ConfigError, match=message):
-        expand_resume([a.format(run=run_dir, empty=empty) for a in argv])
+        expand_resume([a.format(run=run_dir, empty=empty, sweep=sweep) for a in argv])
 
 
 class PoisonWeightsAt(Callback):

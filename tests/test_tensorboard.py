@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata
 from rnnlab import metrics as M
 from rnnlab.data.tasks import SinCosDataModule
 from rnnlab.models.forecaster import Forecaster
-from rnnlab.observe.tensorboard import GradNormMonitor, hidden_state_health
+from rnnlab.observe.tensorboard import GradNormMonitor, JobOutput, hidden_state_health
 from rnnlab.training.experiment import train_and_test
 
 ALL = {"scalars": 0, "images": 0, "histograms": 0, "tensors": 0}
@@ -110,7 +110,7 @@ def test_grad_norm_is_the_norm_that_clipping_sees():
     dm.setup()
     x, y = next(iter(dm.train_dataloader()))
     model.loss_fn(model(x), y).backward()
-    monitor = GradNormMonitor()
+    monitor = GradNormMonitor([JobOutput(seeds=[0])])
     monitor.on_train_start(None, model)
     monitor.on_before_optimizer_step(None, model, None)
     # clip_grad_norm_ returns the total norm it measured before scaling the gradients down

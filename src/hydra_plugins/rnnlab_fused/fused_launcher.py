@@ -107,7 +107,5 @@ class FusedLauncher(Launcher):
                 run_dir = Path(str(config.hydra.runtime.output_dir))
                 todo.append((ret, fused.PackJob(ret.cfg, config, run_dir)))
         submitit = OmegaConf.to_container(self.submitit, resolve=True) if self.submitit else {}
-        fused.launch_packs(
-            todo, sweep_dir, self.max_networks, self.n_jobs, self.executor, submitit
-        )
+        fused.launch_packs(todo, sweep_dir, self.max_networks, self.n_jobs, self.executor, submitit)
         return returns

@@ -22,11 +22,12 @@ import rnnlab.bench
 from rnnlab.config.errors import OneLineParser, refuse
 
 #: The sections, in the order they run; each is the module rnnlab.bench.<name>.
-SECTIONS = ("loop", "cells", "data", "compile", "job", "run", "replicas")
+SECTIONS = ("loop", "cells", "data", "compile", "job", "run", "replicas", "fused")
 DEFAULT_SIZES = ("32x4x32", "256x64x64", "64x512x64")  # BxLxH; the first is the default config
 #: [replicas]: the config its jobs run, the default one, figures included
 #: (``--replica-overrides KEY=VALUE ...`` to change it).
 DEFAULT_REPLICA_OVERRIDES: tuple[str, ...] = ()
+FUSED_STUDIES = ("activation", "clipping", "loss", "memory", "readout")  # conf/study/
 DATA_SEQ_LEN = 64  # [data] builds windows of this length: the series needs more points
 
 
@@ -136,6 +137,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="[replicas] skip the fresh processes (peak RSS, the end-to-end sweeps)",
     )
+    parser.add_argument(
+        "--fused-studies",
+        default=",".join(FUSED_STUDIES),
+        help="[fused] studies run end to end with both launchers (empty: none)",
+    )
+    parser.add_argument("--fused-reps", type=count, default=1, help="[fused] study repetitions")
+    parser.add_argument(
+        "--fused-overrides", nargs="*", default=[], help="[fused] overrides for the studies"
+    )
+    parser.add_argument(
+        "--pack-sizes", type=_counts, default="1,16,64,256,1024", help="[fused] pack sizes N"
+    )
+    parser.add_argument("--fused-epochs", type=count, default=3, help="[fused] epochs per fit")
     parser.add_argument("--json", type=Path, default=None, help="write the whole report here")
     parser.add_argument(
         "--overrides",
@@ -149,7 +163,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tiny sizes, one repetition, 1-epoch runs, no compile: checks that it works",
     )
     opts = parser.parse_args(argv)
-    default = [s for s in SECTIONS if not (opts.quick and s == "compile")]
+    # [fused] runs the five studies twice: about half an hour here, so only when asked for
+    default = [s for s in SECTIONS if not (opts.quick and s == "compile") and s != "fused"]
     opts.sections = default if opts.sections is None else opts.sections.split(",")
     unknown = [s for s in opts.sections if s not in SECTIONS]
     if unknown:
@@ -161,10 +176,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         opts.points, opts.seed_points = 10**4, 500
         opts.job_overrides = ["trainer.max_epochs=1"]
         opts.replica_counts, opts.replica_epochs = [1, 4], 1
+        opts.pack_sizes, opts.fused_epochs = [1, 4], 1
+        opts.fused_overrides = [*opts.fused_overrides, "trainer.max_epochs=1"]
     if opts.json is not None:
         problem = _not_writable(opts.json)
         if problem:
             refuse(f"--json {opts.json}: {problem}")
+    studies = [s for s in opts.fused_studies.split(",") if s]
+    unknown = [s for s in studies if s not in FUSED_STUDIES]
+    if unknown:
+        parser.error(f"--fused-studies: unknown {unknown}; choose from {','.join(FUSED_STUDIES)}")
+    opts.fused_studies = studies
     _check_overrides(opts)
     return opts
 
@@ -248,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name in (s for s in SECTIONS if s in opts.sections):  # in SECTIONS' order
             measure = section(name).measure
             # [loop], [job], [run] and [replicas] write runs into a scratch directory
-            takes_work = name in ("loop", "job", "run", "replicas")
+            takes_work = name in ("loop", "job", "run", "replicas", "fused")
             report[name] = measure(opts, work) if takes_work else measure(opts)
             if name == "run":
                 section("run").add_training_steps(report, opts)

@@ -30,6 +30,9 @@ TARGETS = {
     "run_minus_import_s_max": 3.0,
     "job_overhead_s_max": 1.0,
     "replicas_sweep_speedup_min": 3.0,
+    "fused_total_min": 5.0,  # [fused]: the five studies, joblib (2 jobs) wall / fused wall
+    "fused_study_min": 3.0,  # each study
+    "fused_diff_max": 1e-5,  # every network's largest relative difference between the two
 }
 # [replicas]: per cell, R and the most a job of R replicas may take, times the R=1 job's fit
 REPLICA_TARGETS = {"scratch": (16, 2.0), "concat": (16, 2.0), "torch": (8, 3.2)}
@@ -233,6 +236,14 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         if REPLICA_TARGETS.get(row["cell"], (None,))[0] == row["replicas"]:
             name = f"replicas={row['replicas']} fit / replicas=1 fit, {row['cell']}"
             add(name, row["ratio"], REPLICA_TARGETS[row["cell"]][1], False)
+    studies = report.get("fused", {}).get("studies", [])
+    if len(studies) == 5:  # every study of conf/study/, fused against one job per configuration
+        total = sum(row["joblib_s"] for row in studies) / sum(row["fused_s"] for row in studies)
+        add("five studies: joblib wall / fused wall", total, TARGETS["fused_total_min"], True)
+    for row in studies:
+        name = f"study={row['study']}"
+        add(f"{name}: joblib wall / fused wall", row["speedup"], TARGETS["fused_study_min"], True)
+        add(f"{name}: largest rel. diff", row["largest_rel_diff"], TARGETS["fused_diff_max"], False)
     e2e = replicas.get("end_to_end", {})
     add(
         f"sweep of {e2e.get('seeds')} seeds: separate wall / replicas wall",

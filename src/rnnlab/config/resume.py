@@ -61,11 +61,13 @@ def expand_resume(argv: list[str]) -> list[str]:
         return argv
     raw = _unquote(given[-1].split("=", 1)[1])
     if "-m" in argv or "--multirun" in argv:
-        raise ConfigError(
-            f"resume={raw} works on one run, not with -m; resume sweep jobs one at a time: "
-            "python train.py resume=<sweep dir>/<job dir>"
-        )
+        return expand_sweep_resume(argv, given[-1], raw)
     run_dir = Path(raw).expanduser().resolve()
+    if (run_dir / SWEEP_CONFIG).is_file():
+        raise ConfigError(
+            f"resume={raw} is a sweep directory; resume the sweep with -m: "
+            f"python train.py -m resume={raw}"
+        )
     saved = run_dir / ".hydra" / "overrides.yaml"
     if not saved.is_file():
         raise ConfigError(
@@ -79,13 +81,7 @@ def expand_resume(argv: list[str]) -> list[str]:
         )
     saved_overrides = read_overrides(saved, raw)
     check_saved_config(run_dir / ".hydra" / "config.yaml", raw)
-    new = [a for a in argv if "=" in a and not a.startswith("-") and _key(a) != KEY]
-    for arg in new:
-        if arg not in saved_overrides and _key(arg).split(".")[0] not in CHANGEABLE:
-            raise ConfigError(
-                f"resume={raw} cannot change {arg}: a resumed run keeps its model, data and seed "
-                f"(only {_TYPED} may change); start a new run instead"
-            )
+    new = _new_overrides(argv, saved_overrides, raw, "run")
     new_keys = {_key(a) for a in new}
     replayed = [o for o in saved_overrides if _key(o) not in new_keys]
     at = argv.index(given[-1])
@@ -94,6 +90,61 @@ def expand_resume(argv: list[str]) -> list[str]:
     # The run's own directory, without overwriting its .hydra/ record of how it was started.
     here = [f"hydra.run.dir={quoted}", "hydra.output_subdir=null"]
     return expanded + [a for a in here if a not in expanded]
+
+
+#: A sweep directory's record of how the sweep was started (Hydra writes it).
+SWEEP_CONFIG = "multirun.yaml"
+
+
+def _new_overrides(argv: list[str], saved: list[str], raw: str, what: str) -> list[str]:
+    """The overrides ``argv`` adds to a resumed run's or sweep's ``saved`` ones, refusing any
+    that would change what it trains."""
+    new = [a for a in argv if "=" in a and not a.startswith("-") and _key(a) != KEY]
+    for arg in new:
+        if arg not in saved and _key(arg).split(".")[0] not in CHANGEABLE:
+            raise ConfigError(
+                f"resume={raw} cannot change {arg}: a resumed {what} keeps its model, data and "
+                f"seed (only {_TYPED} may change); start a new {what} instead"
+            )
+    return new
+
+
+def expand_sweep_resume(argv: list[str], given: str, raw: str) -> list[str]:
+    """``python train.py -m resume=<sweep dir>``: the sweep's own overrides (its
+    ``multirun.yaml``: the task's, and the launcher and other Hydra settings it ran with), the
+    new ones, and the sweep's directory. Each job is given ``resume=<sweep dir>``
+    (:func:`checkpoint_to_resume`): a finished one is kept, an interrupted one continues from
+    its checkpoint (a fused pack from the pack's), one never started starts."""
+    sweep_dir = Path(raw).expanduser().resolve()
+    saved = sweep_dir / SWEEP_CONFIG
+    if not saved.is_file():
+        hint = " (resume one run without -m)" if (sweep_dir / ".hydra").is_dir() else ""
+        raise ConfigError(
+            f"resume={raw} is not allowed with -m; expected a sweep directory (one with "
+            f"{SWEEP_CONFIG}), and {saved} does not exist{hint}"
+        )
+    try:
+        hydra = OmegaConf.load(saved).hydra
+        task = [str(o) for o in hydra.overrides.task]
+        settings = [str(o) for o in hydra.overrides.hydra]
+        sweeper = str(OmegaConf.select(hydra, "sweeper._target_", default=""))
+    except Exception as err:
+        raise ConfigError(f"resume={raw}: {saved} cannot be read: {_reason(err)}") from err
+    if "BasicSweeper" not in sweeper:
+        raise ConfigError(
+            f"resume={raw} cannot resume this sweep: its sweeper ({sweeper.rsplit('.', 1)[-1]}) "
+            "chooses each trial from the ones before and does not save its state; start it again"
+        )
+    task = [o for o in task if _key(o) != KEY]
+    new = _new_overrides(argv, task, raw, "sweep")
+    new_keys = {_key(a) for a in new}
+    skip = {"hydra.sweep.dir", "hydra.mode", *new_keys}
+    replayed = [o for o in settings if _key(o) not in skip]
+    replayed += [o for o in task if _key(o) not in new_keys]
+    at = argv.index(given)
+    quoted = f'"{sweep_dir}"'
+    expanded = [*argv[:at], *replayed, f"{KEY}={quoted}", *argv[at + 1 :]]
+    return [*expanded, f"hydra.sweep.dir={quoted}"]
 
 
 def _differences(old: Any, new: Any, prefix: str) -> list[str]:
@@ -120,6 +171,10 @@ def checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> ResumePoint | None:
     if cfg[KEY] is None:
         return None
     resume_dir = Path(cfg[KEY])
+    if resume_dir.resolve() == Path(run_dir).resolve().parent:  # a job of a resumed sweep
+        if not checkpoint_files(run_dir):
+            return None  # it never finished an epoch: it starts
+        resume_dir = Path(run_dir)
     if resume_dir.resolve() != Path(run_dir).resolve():
         raise ConfigError(f"resume={resume_dir} must run in that directory, not in {run_dir}")
     saved_cfg = resume_dir / ".hydra" / "config.yaml"

@@ -38,21 +38,30 @@ class StackedAdam(torch.optim.Optimizer):
     rate (1 at the start): a learning-rate schedule sets it, as it sets Adam's ``lr``.
 
     Each row takes the step ``torch.optim.Adam(lr=lr[r], weight_decay=weight_decay[r])`` takes
-    on that row alone, to rounding (tests/test_pack.py).
+    on that row alone, in the same floating-point operations (tests/test_pack.py compares them
+    bit for bit): the decay by each distinct value in turn, the step size in double precision
+    then cast, and ``addcdiv`` as Adam's own update.
     """
 
     def __init__(
         self,
         params: Any,
-        lr: torch.Tensor,
-        weight_decay: torch.Tensor,
+        lr: Sequence[float],
+        weight_decay: Sequence[float],
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ) -> None:
         super().__init__(params, {"lr": 1.0, "betas": betas, "eps": eps})
-        self.row_lr = torch.as_tensor(lr, dtype=torch.float32)
-        self.row_weight_decay = torch.as_tensor(weight_decay, dtype=torch.float32)
-        self.decays = bool((self.row_weight_decay != 0).any())
+        self.row_lr = torch.as_tensor(lr, dtype=torch.float64)
+        self.row_weight_decay = torch.as_tensor(weight_decay, dtype=torch.float64)
+        self.decays = [d for d in self.row_weight_decay.unique().tolist() if d != 0]
+
+    def _decayed(self, grad: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """``grad + weight_decay[r] * p`` row by row, as Adam's ``grad.add(p, alpha=wd)``."""
+        for decay in self.decays:
+            rows = _rows((self.row_weight_decay == decay).to(p.device), p)
+            grad = torch.where(rows, grad.add(p, alpha=decay), grad)
+        return grad
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -70,18 +79,16 @@ class StackedAdam(torch.optim.Optimizer):
                     state["step"] = torch.tensor(0.0)
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
-                lr = _rows(self.row_lr.to(p.device), p) * group["lr"]
-                grad = p.grad
-                if self.decays:
-                    grad = grad + _rows(self.row_weight_decay.to(p.device), p) * p
+                grad = self._decayed(p.grad, p) if self.decays else p.grad
                 state["step"] += 1
                 t = state["step"].item()
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 m.lerp_(grad, 1 - beta1)
                 v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                # m_hat / (sqrt(v_hat) + eps), in Adam's order: lr / (1 - beta1^t) is the step
-                denom = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(group["eps"])
-                p.sub_(m / denom * (lr / (1 - beta1**t)))
+                # Adam: p += (-lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+                step_size = -(self.row_lr * group["lr"]) / (1 - beta1**t)
+                denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(group["eps"])
+                p.addcdiv_(m * _rows(step_size.to(p.device, p.dtype), p), denom)
         return loss
 
 
@@ -133,4 +140,4 @@ class PackForecaster(ReplicaForecaster):
     def learning_rates(self) -> torch.Tensor:
         """Each network's learning rate now, ``(N,)`` (what ``lr-Adam`` shows for a run)."""
         optimizer = self.trainer.optimizers[0]
-        return optimizer.row_lr * optimizer.param_groups[0]["lr"]
+        return (optimizer.row_lr * optimizer.param_groups[0]["lr"]).float()

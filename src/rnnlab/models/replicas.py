@@ -31,7 +31,13 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from rnnlab import metrics as M
 from rnnlab.internals import CheapHookName
-from rnnlab.models.forecaster import Diverged, EpochLoss, Forecaster, optimizer_and_schedule
+from rnnlab.models.forecaster import (
+    Diverged,
+    EpochLoss,
+    Forecaster,
+    optimizer_and_schedule,
+    read_out,
+)
 from rnnlab.models.network import NetworkEnd, Networks
 from rnnlab.models.replica_net import ReplicaNet
 
@@ -44,6 +50,17 @@ def _columns(t: torch.Tensor) -> torch.Tensor:
 def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``(R,)`` per-network values shaped to broadcast over a stacked ``(R, ...)`` tensor."""
     return values.view(-1, *[1] * (like.dim() - 1))
+
+
+def _each(metric: Any) -> torch.Tensor:
+    """A ``num_outputs=R`` metric's value per network, ``(R,)`` (torchmetrics gives a 0-d
+    tensor for one output: a pack of one network)."""
+    return metric.compute().reshape(-1)
+
+
+def _mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Each network's mean squared error, ``(R,)``."""
+    return nn.functional.mse_loss(pred, target, reduction="none").flatten(1).mean(1)
 
 
 def _build(seed: int, replicas: int, forecaster: dict[str, Any]) -> list[Forecaster]:
@@ -141,17 +158,32 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         """Each replica's loss ``(R,)``: Forecaster.loss_fn's MSE per replica, on the final
         step or on every step as its ``model.loss`` says."""
 
-        def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return nn.functional.mse_loss(pred, target, reduction="none").flatten(1).mean(1)
-
         if not self.mixed_loss:
-            return mse(pred[:, :, -1], target[:, :, -1]) if self.last_only else mse(pred, target)
-        return torch.where(self.loss_last, mse(pred[:, :, -1], target[:, :, -1]), mse(pred, target))
+            return _mse(pred[:, :, -1], target[:, :, -1]) if self.last_only else _mse(pred, target)
+        last, every = pred
+        losses = (_mse(last[:, :, -1], target[:, :, -1]), _mse(every, target))
+        return torch.where(self.loss_last, *losses)
+
+    def _predictions(self, x: torch.Tensor) -> Any:
+        """What the loss reads: each network's predictions (its final step's only where every
+        network's loss is on the final step); a pack mixing loss modes reads out both ways, so
+        that each network's loss and gradient are computed as in its own run."""
+        if not self.mixed_loss:
+            return self(x, last_only=self.last_only)
+        h = self.net.hidden(x)
+        return read_out(self.net.readout, x, h, True), read_out(self.net.readout, x, h, False)
+
+    def _final_step(self, pred: Any) -> torch.Tensor:
+        """Each network's prediction of the window's final step, ``(R, B, C)``."""
+        if not self.mixed_loss:
+            return pred[:, :, -1]
+        last, every = pred
+        return torch.where(_rows(self.loss_last, last[:, :, -1]), last[:, :, -1], every[:, :, -1])
 
     # -- training --------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
-        losses = self._losses(self(x, last_only=self.last_only), y)
+        losses = self._losses(self._predictions(x), y)
         self._freeze(~torch.isfinite(losses.detach()), "loss")
         alive = self.alive
         self._train_loss.add(torch.where(alive, losses.detach(), 0), x.shape[1])
@@ -241,12 +273,15 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        pred = self(x, last_only=self.last_only)
+        pred = self._predictions(x)
+        final = self._final_step(pred)
         if self.val_loss_every is not None:  # a pack mixing loss modes: both, picked per network
-            self.val_loss_every.update(_columns(pred), _columns(y))
-        last = self.last_only or self.mixed_loss
-        self.val_loss.update(*map(_columns, (pred[:, :, -1:], y[:, :, -1:]) if last else (pred, y)))
-        self._update((self.val_mse, self.val_mae), pred[:, :, -1], y[:, :, -1])
+            self.val_loss_every.update(_columns(pred[1]), _columns(y))
+        if self.last_only or self.mixed_loss:
+            self.val_loss.update(_columns(final), _columns(y[:, :, -1]))
+        else:
+            self.val_loss.update(_columns(pred), _columns(y))
+        self._update((self.val_mse, self.val_mae), final, y[:, :, -1])
         if self.persistence:
             self.val_persistence.update(_columns(x[:, :, -1]), _columns(y[:, :, -1]))
 
@@ -257,16 +292,16 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
             self.val_loss_every.reset()
 
     def on_validation_epoch_end(self) -> None:
-        val_loss = self.val_loss.compute()
+        val_loss = _each(self.val_loss)
         if self.val_loss_every is not None:
-            val_loss = torch.where(self.loss_last, val_loss, self.val_loss_every.compute())
+            val_loss = torch.where(self.loss_last, val_loss, _each(self.val_loss_every))
         values = {
             M.VAL_LOSS: val_loss,
-            M.VAL_MSE: self.val_mse.compute(),
-            M.VAL_MAE: self.val_mae.compute(),
+            M.VAL_MSE: _each(self.val_mse),
+            M.VAL_MAE: _each(self.val_mae),
         }
         if self.persistence:
-            values[M.VAL_PERSISTENCE_MSE] = self.val_persistence.compute()
+            values[M.VAL_PERSISTENCE_MSE] = _each(self.val_persistence)
         if self.trainer.sanity_checking:
             return
         val = values[M.VAL_MSE]
@@ -297,9 +332,9 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
             metric.reset()
 
     def on_test_epoch_end(self) -> None:
-        values = {M.TEST_MSE: self.test_mse.compute(), M.TEST_MAE: self.test_mae.compute()}
+        values = {M.TEST_MSE: _each(self.test_mse), M.TEST_MAE: _each(self.test_mae)}
         if self.persistence:
-            values[M.PERSISTENCE_MSE] = self.test_persistence.compute()
+            values[M.PERSISTENCE_MSE] = _each(self.test_persistence)
         self.test_values = values
         self.log_dict({k: self.mean_alive(v) for k, v in values.items()}, sync_dist=True)
 

@@ -202,9 +202,9 @@ class ReplicaBoards:
 
 class NetworkScalars(Callback):
     """Each network's training loss, validation and test values, where its module logs only
-    their means (a job of several networks) or nothing that reaches the job (a pack, whose
-    jobs have loggers of their own: ``means``, and each network's learning rate as
-    ``lr-Adam``, as Lightning's LearningRateMonitor names it)."""
+    their means (a job of several networks) or nothing that reaches the job (``means``: a
+    pack, whose jobs have loggers of their own; also each network's learning rate, as
+    ``lr-Adam``, the name Lightning's LearningRateMonitor gives it)."""
 
     def __init__(self, outputs: Sequence[JobOutput], means: bool = False) -> None:
         self.outputs, self.means = list(outputs), means
@@ -226,7 +226,7 @@ class NetworkScalars(Callback):
             log_replica_values(trainer, out, {k: out.take(v) for k, v in values.items()}, step)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.means and hasattr(pl_module, "learning_rates"):
+        if self.means:  # a pack (rnnlab.models.pack.PackForecaster): each network's own rate
             self._write(trainer, {"lr-Adam": pl_module.learning_rates()}, trainer.global_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -246,7 +246,14 @@ def run_pack(jobs: Sequence[PackJob], folder: Path) -> list[dict[str, Any]]:
         rows = job.rows
         measured = (last[rows] if last else [], fresh[rows] if fresh else [])
         results[id(job.spec)] = _finish_job(
-            trainer, pack, job, status, ends[rows], measured, clipping[rows], stop,
+            trainer,
+            pack,
+            job,
+            status,
+            ends[rows],
+            measured,
+            clipping[rows],
+            stop,
             fit_seconds=round(fit_seconds, 3),
             resumed_after_epochs=epochs_done,
             time_s=round(time.perf_counter() - began, 3),

@@ -204,5 +204,10 @@ def finished_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
         record = json.loads((Path(run_dir) / M.METRICS_FILE).read_text())
     except (OSError, ValueError):
         return None
+    # a resumed sweep also keeps its diverged jobs: resuming one would diverge again
+    in_sweep = Path(cfg.resume).resolve() == Path(run_dir).resolve().parent
+    final = ("ok", "diverged") if in_sweep else ("ok",)
+    if record.get("status") == "diverged" and in_sweep:
+        return record
     done = record.get("epochs") or 0
-    return record if record.get("status") == "ok" and done >= cfg.trainer.max_epochs else None
+    return record if record.get("status") in final and done >= cfg.trainer.max_epochs else None
