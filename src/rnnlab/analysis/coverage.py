@@ -6,8 +6,10 @@ prints a markdown table (docs/statistics.md keeps it) of the coverage, at n = 5,
 seeds, of:
 
 - *one configuration's mean* (groups.csv's ``_ci_low``/``_ci_high``) on normal and on lognormal
-  errors: the percentile bootstrap (scipy.stats.bootstrap) the analysis used before, against the
-  t-interval it uses now (rnnlab.analysis.stats.mean_interval);
+  errors, and its *geometric mean* (``_gmean_ci_low``/``_gmean_ci_high``) on lognormal errors:
+  the percentile bootstrap (scipy.stats.bootstrap) the analysis used before, against the
+  t-interval it uses now (rnnlab.analysis.stats.mean_interval, of the logs for the geometric
+  mean);
 - *a pooled effect* (the report's "A vs B" ratio) in simulated sweeps with a known effect: a
   seed draws the data shared by all its networks, so the errors of one seed's networks move
   together, and how much A gains over B varies with the seed. Before: the percentile bootstrap
@@ -37,12 +39,15 @@ EFFECT = np.log(0.5)
 SEED_SD, SEED_EFFECT_SD, NETWORK_SD = 1.0, 0.5, 0.5
 
 
-def percentile_bootstrap(x: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple:
-    """The interval the analysis used before: scipy's percentile bootstrap of the mean."""
+def percentile_bootstrap(
+    x: np.ndarray, resamples: int, rng: np.random.Generator, method: str = "percentile"
+) -> tuple:
+    """The interval the analysis used before: scipy's percentile bootstrap of the mean (or
+    another of scipy's ``method``s: ``"BCa"``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sps.DegenerateDataWarning)
         ci = sps.bootstrap(
-            (x,), np.mean, n_resamples=resamples, method="percentile", rng=rng
+            (x,), np.mean, n_resamples=resamples, method=method, rng=rng
         ).confidence_interval
     return ci.low, ci.high
 
@@ -91,6 +96,9 @@ def table(sweeps: int, resamples: int) -> list[str]:
     def before(x: np.ndarray) -> tuple:
         return percentile_bootstrap(x.ravel(), resamples, boot_rng)
 
+    def bca(x: np.ndarray) -> tuple:
+        return percentile_bootstrap(x.ravel(), resamples, boot_rng, "BCa")
+
     rows = []
     data = {
         "normal": (lambda n: lambda rng: rng.normal(1.0, 1.0, n), 1.0),
@@ -99,14 +107,24 @@ def table(sweeps: int, resamples: int) -> list[str]:
     for name, (draw, truth) in data.items():
         for n in SEEDS:
             old = coverage(draw(n), before, truth, sweeps)
+            other = coverage(draw(n), bca, truth, sweeps)
             new = coverage(draw(n), stats.mean_interval, truth, sweeps)
-            rows.append(["one configuration's mean", name, n, f"{old:.1%}", f"{new:.1%}"])
+            row = ["one configuration's mean", name, n, f"{old:.1%}", f"{other:.1%}"]
+            rows.append([*row, f"{new:.1%}"])
+    for n in SEEDS:  # the geometric mean's interval: the mean log's, exponentiated
+        draw = lambda rng, n=n: rng.normal(0.0, 1.0, n)  # noqa: E731  (log of lognormal errors)
+        old = coverage(draw, before, 0.0, sweeps)
+        other = coverage(draw, bca, 0.0, sweeps)
+        new = coverage(draw, stats.mean_interval, 0.0, sweeps)
+        what = "one configuration's geometric mean"
+        rows.append([what, "lognormal", n, f"{old:.1%}", f"{other:.1%}", f"{new:.1%}"])
     for n in SEEDS:
         old = coverage(lambda rng, n=n: sweep_logs(n, rng), before, EFFECT, sweeps)
         new = effect_coverage(n, sweeps)
         what = f"pooled effect ({CONFIGURATIONS} configurations a seed)"
-        rows.append([what, "lognormal", n, f"{old:.1%}", f"{new:.1%}"])
-    header = ["quantity", "errors", "n seeds", "before: percentile bootstrap", "now"]
+        rows.append([what, "lognormal", n, f"{old:.1%}", "", f"{new:.1%}"])
+    header = ["quantity", "errors", "n seeds", "before: percentile bootstrap", "BCa bootstrap"]
+    header.append("now: t-interval")
     return markdown_table(header, rows)
 
 

@@ -488,7 +488,8 @@ def study_section(
         lines += [f"![{name} divergence]({figure})", ""]
 
     def label_of(job: Any) -> str:
-        return ", ".join(f"{f}={job.overrides.get(f)}" for f in arms) or name
+        shown = [*arms, LR] if chosen else arms  # an arm's two halves may use two lrs
+        return ", ".join(f"{f}={job.overrides.get(f)}" for f in shown) or name
 
     def at_chosen_lr(job: Any) -> bool:
         key = tuple(str(job.overrides.get(a)) for a in arms)
