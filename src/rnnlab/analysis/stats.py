@@ -3,7 +3,7 @@ gives the methods, their measured coverage and the references).
 
 - A mean over seeds: Student's t-interval (scipy.stats.ttest_1samp's confidence interval). On
   normal data it covers 95% at any n; on lognormal data nothing we tried covers at n <= 15 (t:
-  81-86%; the percentile bootstrap used before: 72-82%), which is why the effects are on the log
+  83-87%; the percentile bootstrap used before: 73-85%), which is why the effects are on the log
   scale: :func:`log_effect`.
 - An effect: the mean over seeds of a log ratio, its t-interval, its t-test against 0, and a
   two one-sided tests (TOST) equivalence test against a margin of +-:data:`EQUIVALENCE_MARGIN`
