@@ -136,3 +136,29 @@ def test_report_names_the_jobs_it_cannot_read(tmp_path, capsys):
     assert out.strip() == str(tmp_path / "report.md")
     assert err.count("\n") == 1 and "2 jobs without a readable metrics.json" in err
     assert "4_act=tanh,seed=2, 5_act=relu,seed=2" in err
+
+
+def test_the_equivalence_margin_is_an_option_and_a_wrong_one_is_refused(tmp_path, capsys):
+    """Arms within 1% of each other on every seed: equivalent within the default +-10%,
+    inconclusive within +-0.1%; a margin of 2 (200%) is refused in one line, exit status 2."""
+    from test_groups import write_job
+
+    from rnnlab.report import main
+
+    sweep = tmp_path / "sweep"
+    for seed, wobble in enumerate((0.004, -0.003, 0.006, 0.001, -0.002, 0.003)):
+        base = 1e-3 * (1 + seed)
+        write_job(sweep, 2 * seed, ["act=tanh", f"seed={seed}"], "ok", base, base)
+        near = base * (1 + wobble)
+        write_job(sweep, 2 * seed + 1, ["act=relu", f"seed={seed}"], "ok", near, near)
+    for margin, verdict in ((None, "equivalent within +-10%"), ("0.001", "inconclusive")):
+        out = tmp_path / f"report_{margin}.md"
+        main([str(sweep), "--out", str(out), *(["--margin", margin] if margin else [])])
+        sentence = next(line for line in out.read_text().splitlines() if "`act=relu`" in line)
+        assert verdict in sentence
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(sweep), "--margin", "2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--margin 2: give a fraction between 0 and 1" in err

@@ -35,7 +35,7 @@ from rnnlab.analysis import groups, stats
 from rnnlab.analysis.jobs import Job, collect
 from rnnlab.analysis.networks import DIVERGED, EXPLODED_MULTIPLE
 from rnnlab.analysis.summary import TABLE_NOTE, effect_sentence
-from rnnlab.analysis.text import fmt, markdown_table, value_order
+from rnnlab.analysis.text import NA, fmt, fmt_worst, markdown_table, value_order
 
 LR = "model.lr"
 TASK = "data"  # a study over several tasks answers within each (never "adding vs sincos")
@@ -77,6 +77,7 @@ class LrChoice:
 
     by_half: dict[int, Any]
     grid: list[Any]
+    in_sample: bool = False  # one seed: chosen on the networks it reports
 
     @property
     def edge(self) -> bool:
@@ -113,14 +114,16 @@ def at_best_lr(
     for key, rows in nets.groupby(arms, dropna=False, sort=False) if arms else [((), nets)]:
         key = key if isinstance(key, tuple) else (key,)
         by_half = {}
+        in_sample = False
         for h in (0, 1):
             other = rows[half[rows.index] == 1 - h]
+            in_sample |= other.empty
             scores = _lr_scores(other if len(other) else rows)
             if scores.empty:
                 continue
             by_half[h] = scores.idxmin()  # the first (smallest) lr among equal scores
             keep.append(rows[(half[rows.index] == h) & (rows[LR] == by_half[h])])
-        chosen[key] = LrChoice(by_half, grid)
+        chosen[key] = LrChoice(by_half, grid, in_sample)
     selected = pd.concat(keep) if keep else nets.iloc[:0]
     return selected.drop(columns=[LR]), arms, chosen
 
@@ -303,17 +306,17 @@ def _rate(k: Any, n: Any, low: Any, high: Any) -> str:
     return f"{int(k)}/{int(n)} [{fmt(low)}, {fmt(high)}]"
 
 
-def _interval(row: pd.Series, metric: str, stat: str) -> str:
-    low, high = row[f"{metric}_{stat}_ci_low" if stat else f"{metric}_ci_low"], None
-    high = row[f"{metric}_{stat}_ci_high" if stat else f"{metric}_ci_high"]
-    value = row[f"{metric}_{stat or 'mean'}"]
+def _with_interval(row: pd.Series, metric: str, stat: str) -> str:
+    """A groups-table statistic (``mean`` or ``gmean``) with its interval, as "v [low, high]"."""
+    prefix = f"{metric}_" if stat == "mean" else f"{metric}_{stat}_"
+    value, low, high = row[f"{metric}_{stat}"], row[prefix + "ci_low"], row[prefix + "ci_high"]
     if pd.isna(value):
-        return "n/a"
-    return f"{fmt(value)}" + (f" [{fmt(low)}, {fmt(high)}]" if pd.notna(low) else "")
+        return NA
+    return fmt(value) + (f" [{fmt(low)}, {fmt(high)}]" if pd.notna(low) else "")
 
 
-def _inf(value: Any) -> str:
-    return "inf" if value == np.inf else fmt(value) if pd.notna(value) else "n/a"
+def _worst(value: Any) -> str:
+    return fmt_worst(value) if pd.notna(value) else NA
 
 
 def arms_table(
@@ -346,7 +349,7 @@ def arms_table(
         key = tuple(row[a] for a in arms)
         cells = [str(row[a]) for a in arms]
         if chosen:
-            cells.append(chosen[key].text() if key in chosen else "n/a")
+            cells.append(chosen[key].text() if key in chosen else NA)
         cells += [int(row["n"]), f"{int(row['diverged'])}/{int(row['n'])}"]
         if solved:
             cells.append(
@@ -355,15 +358,15 @@ def arms_table(
             median = row["solved_test_median"]
             cells.append(fmt(median) if pd.notna(median) else "")
         cells += [
-            _interval(row, t, "gmean"),
-            _interval(row, t, ""),
-            _inf(row[f"{t}_median"]),
-            _inf(row[f"{t}_iqm"]),
-            _inf(row[f"{v}_median"]),
+            _with_interval(row, t, "gmean"),
+            _with_interval(row, t, "mean"),
+            _worst(row[f"{t}_median"]),
+            _worst(row[f"{t}_iqm"]),
+            _worst(row[f"{v}_median"]),
         ]
         if has_reach:
             ok = selected[_arm_mask(selected, arms, key) & (selected["status"] == "ok")]
-            cells.append(fmt(ok[reach].median()) if ok[reach].notna().any() else "n/a")
+            cells.append(fmt(ok[reach].median()) if ok[reach].notna().any() else NA)
         cells.append(row["duplicate_of"] if isinstance(row["duplicate_of"], str) else "")
         rows.append(cells)
     return markdown_table(header, rows)
@@ -423,11 +426,19 @@ def study_section(
     lines += left_out
     if chosen:
         edges = sum(c.edge for c in chosen.values())
+        in_sample = any(c.in_sample for c in chosen.values())
         lines.append(
-            f"`{LR}` is a nuisance: each arm is reported at the lr chosen on the other half of "
-            "the seeds (lowest median `val/mse_best`, a diverged network counting as +inf), so "
-            "that no network is judged at an lr chosen on itself; two values: the halves chose "
-            "differently. "
+            (
+                f"`{LR}` is a nuisance. With one seed there is no other half to choose it on: "
+                "each arm is reported at the lr its own networks chose (lowest median "
+                "`val/mse_best`, a diverged network counting as +inf), which flatters every "
+                "arm. "
+                if in_sample
+                else f"`{LR}` is a nuisance: each arm is reported at the lr chosen on the other "
+                "half of the seeds (lowest median `val/mse_best`, a diverged network counting "
+                "as +inf), so that no network is judged at an lr chosen on itself; two values: "
+                "the halves chose differently. "
+            )
             + (
                 f"{edges} of {len(chosen)} arms chose an lr at an edge of the grid "
                 f"({', '.join(fmt_lr(v) for v in groups.factor_values(nets, LR))}): their "

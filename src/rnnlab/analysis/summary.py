@@ -30,7 +30,7 @@ from rnnlab.analysis.jobs import (
 from rnnlab.analysis.networks import EXPLODED_MULTIPLE, NETWORKS_NAME, networks, write_networks
 from rnnlab.analysis.stats import EQUIVALENCE_MARGIN
 from rnnlab.analysis.summary_plot import plot_summary
-from rnnlab.analysis.text import NA, as_number, fmt, markdown_table
+from rnnlab.analysis.text import NA, as_number, fmt, fmt_worst, markdown_table
 
 CSV_NAME, MD_NAME, PNG_NAME = "summary.csv", "summary.md", "summary.png"
 RECORD_COLUMNS = ("epochs", "fit_seconds", "params")
@@ -289,11 +289,6 @@ def _best_sentence(table: pd.DataFrame, keys: list[str], nets: pd.DataFrame, bas
     )
 
 
-def _inf(value: float | None) -> str:
-    """A median or IQM, where diverged networks count as +inf: "inf" when they dominate."""
-    return "inf" if value == math.inf else fmt(value)
-
-
 #: What the configurations tables show, and why (summary.md and the report).
 TABLE_NOTE = (
     "The mean and its 95% t-interval are over the finished networks (the arithmetic mean is "
@@ -332,9 +327,9 @@ def _configurations_table(table: pd.DataFrame, keys: list[str]) -> list[str]:
             _ci(row[f"{t}_ci_low"], row[f"{t}_ci_high"]),
             fmt(_group_value(row, f"{t}_gmean")),
             _ci(row[f"{t}_gmean_ci_low"], row[f"{t}_gmean_ci_high"]),
-            _inf(_group_value(row, f"{t}_median")),
-            _inf(_group_value(row, f"{t}_iqm")),
-            _inf(_group_value(row, f"{v}_median")),
+            fmt_worst(_group_value(row, f"{t}_median")),
+            fmt_worst(_group_value(row, f"{t}_iqm")),
+            fmt_worst(_group_value(row, f"{v}_median")),
             row["duplicate_of"] if isinstance(row["duplicate_of"], str) else "",
         ]
         for _, row in table.iterrows()
@@ -362,7 +357,7 @@ def _best_per_cell(
                 _config_text(best, rest).replace("`", "") if rest else "-",
                 int(best["n"]),
                 _diverged(best),
-                _inf(_group_value(best, f"{RANK_BY}_median")),
+                fmt_worst(_group_value(best, f"{RANK_BY}_median")),
                 fmt(_group_value(best, f"{M.TEST_MSE}_mean")),
                 *_group_baselines(nets, keys, best, baselines),
             ]
