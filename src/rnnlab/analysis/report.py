@@ -154,8 +154,9 @@ def forest_figure(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Figure:
 
 def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
     """Against the learning rate, one line per clip value: the share of networks that
-    diverged (a non-finite loss, validation MSE or weight), and the median ``val/mse_best`` of
-    the others, which shows the runs that exploded without becoming infinite."""
+    diverged (a non-finite loss, validation MSE or weight, or a finite error past
+    rnnlab.analysis.networks.EXPLODED_MULTIPLE times the naive baseline), and the median
+    ``val/mse_best`` of the others."""
     fig = Figure(figsize=(10, 4.5), dpi=DPI)
     share, error = fig.subplots(1, 2)
     nets = nets.assign(diverged=(nets["status"] == "diverged").astype(float))
@@ -172,10 +173,10 @@ def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (model.lr)")
     share.set_ylim(-0.05, 1.05)
-    share.set_ylabel("share of networks diverged (non-finite)")
+    share.set_ylabel(f"share diverged (non-finite, or > {EXPLODED_MULTIPLE:g}x baseline)")
     error.set_yscale("log")
     error.set_ylabel("median val/mse_best of the others")
-    share.legend(fontsize=8)
+    share.legend(fontsize=8, loc="upper left")  # the shares start at 0 on the left
     fig.suptitle("divergence and error against learning rate, with and without clipping")
     fig.subplots_adjust(left=0.08, right=0.98, wspace=0.3, bottom=0.13, top=0.88)
     return fig
