@@ -264,9 +264,10 @@ def paired(
     their log ratios a/b (stratified: each configuration once per seed); the effect is then
     :func:`rnnlab.analysis.stats.log_effect` over ``n_seeds`` seeds: ``ratio`` (geometric mean
     ratio) with its t-interval, ``p`` and the TOST ``tost_p`` at ``margin``. A seed is a win
-    for a when a is lower in more than half of its pairs (a diverged network loses): the
-    ``win_rate`` of ``seed_wins`` in ``seed_wins + seed_losses`` with its exact interval
-    (``win_ci_low``, ``win_ci_high``). ``a_better`` and ``ties`` count pairs; ``identical``:
+    for a when the mean of its pairs' log ratios is below 0, a diverged network's ratio counting
+    as infinite (a diverged network loses; two diverged networks tie): the ``win_rate`` of
+    ``seed_wins`` in ``seed_wins + seed_losses`` with its exact interval (``win_ci_low``,
+    ``win_ci_high``). ``a_better`` and ``ties`` count pairs; ``identical``:
     every pair equal to rounding. Without any pair (the arms trained different seeds):
     ``paired`` False, the two arms' log errors in Welch's t-interval, and
     ``p_improvement``, P(a < b) over all (a, b) network pairs (rliable's probability of
@@ -313,13 +314,17 @@ def _paired_effect(
     configurations = len(pairs.groupby(others, dropna=False)) if others else 1
     pairs, dropped = _distinct_configurations(pairs, others)
     x, y = pairs["x"].to_numpy(float), pairs["y"].to_numpy(float)
-    pairs = pairs.assign(win=_wins(x, y))
     both = _positive(x) & _positive(y)
     pairs["log"] = np.where(both, np.log(np.where(both, x, 1) / np.where(both, y, 1)), np.nan)
+    # the seed's verdict: a diverged network's ratio as infinite, two diverged ones as equal
+    with np.errstate(invalid="ignore"):  # inf - inf: the two-diverged pairs, set to 0 here
+        signed = np.where(np.isinf(x) & np.isinf(y), 0.0, np.sign(np.log(x) - np.log(y)) * np.inf)
+    pairs["signed"] = np.where(both, pairs["log"], signed)
     by_seed = pairs.groupby("seed")
-    share = by_seed["win"].mean()
     logs = by_seed["log"].mean().dropna()  # each seed: its configurations' mean log ratio
-    wins, losses = int((share > 0.5).sum()), int((share < 0.5).sum())
+    with np.errstate(invalid="ignore"):  # +inf and -inf in one seed: NaN, neither's win
+        score = by_seed["signed"].mean()
+    wins, losses = int((score < 0).sum()), int((score > 0).sum())
     win_low, win_high = stats.rate_interval(wins, wins + losses)
     same = (both & np.isclose(x, y, rtol=DUPLICATE_RTOL, atol=0)) | (np.isinf(x) & np.isinf(y))
     out: dict[str, Any] = {
@@ -335,7 +340,7 @@ def _paired_effect(
         "diverged_pairs_b": int(np.isinf(y).sum()),
         "seed_wins": wins,
         "seed_losses": losses,
-        "seed_ties": int((share == 0.5).sum()),
+        "seed_ties": int(by_seed.ngroups - wins - losses),
         "win_rate": wins / (wins + losses) if wins + losses else None,
         "win_ci_low": win_low,
         "win_ci_high": win_high,

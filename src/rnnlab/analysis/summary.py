@@ -233,7 +233,7 @@ def effect_sentence(effect: dict[str, Any]) -> str:
             )
         if effect["seed_ties"]:
             t = effect["seed_ties"]
-            text += f" ({t} seed{'s' if t > 1 else ''} with as many wins as losses left out)"
+            text += f" ({t} tied seed{'s' if t > 1 else ''} left out)"
         if effect["duplicates"]:
             d = effect["duplicates"]
             text += (
