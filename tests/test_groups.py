@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from helpers import write_job
+from scipy import stats as sps
 
 from rnnlab import metrics as M
 from rnnlab.analysis import groups, stats
@@ -35,7 +36,7 @@ def test_seeds_pool_into_one_configuration_and_keys_without_effect_are_not_facto
             num += 1
     nets, keys = nets_and_keys(tmp_path)
     assert keys == ["model.nonlinearity"]
-    assert list(nets.columns[:4]) == ["job", "seed", "status", "model.nonlinearity"]
+    assert list(nets.columns[:5]) == ["job", "seed", "status", "exploded", "model.nonlinearity"]
     assert list(nets["seed"]) == [0, 1, 2, 0, 1, 2]
     table = groups.groups_table(nets, keys)
     assert list(table["model.nonlinearity"]) == ["relu", "tanh"]  # best first by val mean
@@ -108,37 +109,39 @@ def seven_of_eight(tmp_path: Path, same_seeds: bool = True) -> pd.DataFrame:
     return nets
 
 
-def test_paired_share_of_pairs_where_a_is_better(tmp_path):
+A8 = np.array([1.0, 1.2, 0.8, 2.0, 1.5, 0.9, 1.1, 3.0])
+B8 = np.array([2.0, 2.5, 1.0, 4.0, 3.0, 1.8, 1.6, 1.5])
+
+
+def test_paired_effect_is_a_t_interval_over_seeds_and_an_exact_win_rate(tmp_path):
     result = groups.paired(seven_of_eight(tmp_path), "cell", "a", "b")
     assert result["paired"] is True and result["n_pairs"] == 8 and result["a_better"] == 7
-    assert result["p_a_better"] == 0.875
-    assert 0 <= result["p_ci_low"] <= 0.875 <= result["p_ci_high"] <= 1
-    assert result["p_ci_low"] < 0.875  # one loss in eight: the interval is not a point
-    ratios = np.array([1.0, 1.2, 0.8, 2.0, 1.5, 0.9, 1.1, 3.0]) / np.array(
-        [2.0, 2.5, 1.0, 4.0, 3.0, 1.8, 1.6, 1.5]
-    )
-    assert result["ratio"] == pytest.approx(np.exp(np.mean(np.log(ratios))))
-    assert result["median_ratio"] == pytest.approx(np.median(ratios))
-    assert result["ratio_ci_low"] <= result["ratio"] <= result["ratio_ci_high"]
-    low, high = stats.interval((np.log(ratios),), np.mean)
+    logs = np.log(A8 / B8)
+    half = sps.t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
+    assert result["ratio"] == pytest.approx(np.exp(logs.mean()))
     assert (result["ratio_ci_low"], result["ratio_ci_high"]) == pytest.approx(
-        (np.exp(low), np.exp(high))
-    )  # the same fixed generator
+        (np.exp(logs.mean() - half), np.exp(logs.mean() + half))
+    )
+    se = logs.std(ddof=1) / np.sqrt(len(logs))
+    assert result["p"] == pytest.approx(2 * sps.t.sf(abs(logs.mean()) / se, len(logs) - 1))
+    assert result["median_ratio"] == pytest.approx(np.median(A8 / B8))
+    # 7 wins in 8 seeds: Clopper-Pearson from the beta quantiles
+    assert (result["seed_wins"], result["seed_losses"]) == (7, 1)
+    assert result["win_rate"] == 0.875
+    assert result["win_ci_low"] == pytest.approx(sps.beta.ppf(0.025, 7, 2))
+    assert result["win_ci_high"] == pytest.approx(sps.beta.ppf(0.975, 8, 1))
 
 
 def test_without_shared_seeds_the_comparison_is_unpaired(tmp_path):
     result = groups.paired(seven_of_eight(tmp_path, same_seeds=False), "cell", "a", "b")
     assert result["paired"] is False and result["n_pairs"] == 0
     assert (result["n_a"], result["n_b"]) == (8, 8)
-    a = np.array([1.0, 1.2, 0.8, 2.0, 1.5, 0.9, 1.1, 3.0])
-    b = np.array([2.0, 2.5, 1.0, 4.0, 3.0, 1.8, 1.6, 1.5])
-    expected = np.exp(np.log(a).mean() - np.log(b).mean())
+    expected = np.exp(np.log(A8).mean() - np.log(B8).mean())
     assert result["ratio"] == pytest.approx(expected)
     assert result["ratio_ci_low"] < expected < result["ratio_ci_high"]
     # ties (2.0 and 1.5 appear in both arms) count half: neither network is better
-    wins = (a[:, None] < b[None, :]) + 0.5 * (a[:, None] == b[None, :])
-    assert result["p_a_better"] == pytest.approx(np.mean(wins))
-    assert 0 <= result["p_ci_low"] <= result["p_a_better"] <= result["p_ci_high"] <= 1
+    wins = (A8[:, None] < B8[None, :]) + 0.5 * (A8[:, None] == B8[None, :])
+    assert result["p_improvement"] == pytest.approx(np.mean(wins))
 
 
 def test_effects_compare_each_value_with_the_first_in_sweep_order(tmp_path):
@@ -171,8 +174,10 @@ def test_summary_md_states_each_effect_with_its_interval(tmp_path):
     best = next(line for line in md.splitlines() if line.startswith("Best configuration"))
     assert "`cell=a`" in best and "seed=" not in best
     sentence = next(line for line in md.splitlines() if line.startswith("- `cell=b` vs `a`"))
-    assert "(geometric mean of 8 paired ratios, same seeds)" in sentence
-    assert "b lower in 1 of 8 pairs, P(b better) = 0.12 [" in sentence
+    assert "(geometric mean ratio over 8 seeds): b higher (Holm-adjusted p = " in sentence
+    assert "b lower in 1 of 8 pairs, win rate over seeds 1/8 = 0.12 [95% CI 0.0032, 0.53]" in (
+        sentence
+    )
     assert "diverged: 1 of 9 (b), 0 of 8 (a)" in sentence
     assert " to " not in md.split("## Jobs")[0]  # no binned ranges
     assert "| b | 9 | 8 | 1/9 (11%) |" in md  # the configurations table shows the diverged rate
@@ -197,8 +202,9 @@ def test_a_searched_factor_is_neither_binned_nor_one_comparison_per_value(tmp_pa
     assert "| 0 | 0.0001 | 32 | ok |" in md  # long searched values shortened in the jobs table
 
 
-def test_interval_is_none_for_one_value_and_a_point_for_a_constant_share():
-    assert stats.interval(([1.0],), np.mean) == (None, None)
-    assert stats.interval(([1.0, 1.0, 1.0],), np.mean) == (1.0, 1.0)
-    low, high = stats.interval(([1.0, 2.0, 3.0, 4.0],), np.mean)
-    assert 1.0 <= low < 2.5 < high <= 4.0
+def test_mean_interval_is_none_for_one_value_and_a_point_for_equal_values():
+    assert stats.mean_interval([1.0]) == (None, None)
+    assert stats.mean_interval([1.0, 1.0, 1.0]) == (1.0, 1.0)
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    half = sps.t.ppf(0.975, 3) * x.std(ddof=1) / 2
+    assert stats.mean_interval(x) == pytest.approx((2.5 - half, 2.5 + half))

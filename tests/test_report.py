@@ -14,30 +14,40 @@ from rnnlab import metrics as M
 from rnnlab.analysis.report import LR, at_best_lr
 
 
-def test_each_arm_is_compared_at_its_own_best_learning_rate():
+def test_each_half_of_the_seeds_is_reported_at_the_lr_the_other_half_chose():
+    """Cross-fitting: seeds 0, 2 form one half, 1, 3 the other. tanh: lr 0.01 is best on
+    validation in both halves (0.1 is better on test: never chosen for it). relu: lr 0.1 is
+    best on the networks that finished, but in half {0, 2} one of its two diverged, a median
+    of +inf: that half chooses 0.01, and its networks are reported at the 0.1 the other half
+    chose."""
     rows = []
     for act, lr, val, test in [
         ("tanh", 0.01, 1.0, 10.0),
-        ("tanh", 0.1, 2.0, 1.0),  # better on test, worse on validation: not chosen
+        ("tanh", 0.1, 2.0, 1.0),
         ("relu", 0.01, 3.0, 3.0),
         ("relu", 0.1, 0.5, 5.0),
     ]:
-        for seed in (0, 1):
+        for seed in range(4):
+            diverged = (act, lr, seed) == ("relu", 0.1, 2)
             rows.append(
                 {
                     "seed": seed,
-                    "status": "ok",
+                    "status": "diverged" if diverged else "ok",
                     "act": act,
                     LR: lr,
                     M.VAL_MSE_BEST: val,
                     M.TEST_MSE: test,
                 }
             )
-    rows.append({"seed": 2, "status": "diverged", "act": "relu", LR: 0.01})
     selected, arms, chosen = at_best_lr(pd.DataFrame(rows), ["act", LR])
-    assert arms == ["act"] and chosen == {("tanh",): 0.01, ("relu",): 0.1}
-    assert LR not in selected
-    assert sorted(selected[M.TEST_MSE]) == [5.0, 5.0, 10.0, 10.0]
+    assert arms == ["act"] and LR not in selected
+    assert chosen[("tanh",)].by_half == {0: 0.01, 1: 0.01}
+    assert chosen[("relu",)].by_half == {0: 0.1, 1: 0.01}
+    assert chosen[("relu",)].text() == "0.1 / 0.01 (edge)"
+    relu = selected[selected["act"] == "relu"].sort_values("seed")
+    assert list(relu["status"]) == ["ok", "ok", "diverged", "ok"]
+    assert list(relu[M.TEST_MSE].fillna(-1)) == [5.0, 3.0, 5.0, 3.0]
+    assert sorted(selected[selected["act"] == "tanh"][M.TEST_MSE]) == [10.0] * 4
 
 
 @pytest.mark.slow
@@ -63,8 +73,8 @@ def test_report_of_a_tanh_relu_sweep_states_the_comparison_with_its_interval(tmp
     assert out.returncode == 0, out.stderr[-3000:]
     report = (sweep / "report" / "report.md").read_text()
     assert "`model.nonlinearity=relu` vs `tanh`: test MSE" in report
-    assert "[95% CI" in report and "paired ratios" in report
-    assert "best lr" in report  # the lr is a nuisance: each arm at its own best
+    assert "[95% CI" in report and "geometric mean ratio over 3 seeds" in report
+    assert "lr (chosen on the other half)" in report  # the lr is a nuisance, chosen held out
     for name in ("sweep_forest.png", "sweep_grad_flow.png"):
         assert (sweep / "report" / name).stat().st_size > 10_000
     # its numbers are the groups' of the same networks
@@ -126,3 +136,29 @@ def test_report_names_the_jobs_it_cannot_read(tmp_path, capsys):
     assert out.strip() == str(tmp_path / "report.md")
     assert err.count("\n") == 1 and "2 jobs without a readable metrics.json" in err
     assert "4_act=tanh,seed=2, 5_act=relu,seed=2" in err
+
+
+def test_the_equivalence_margin_is_an_option_and_a_wrong_one_is_refused(tmp_path, capsys):
+    """Arms within 1% of each other on every seed: equivalent within the default +-10%,
+    inconclusive within +-0.1%; a margin of 2 (200%) is refused in one line, exit status 2."""
+    from test_groups import write_job
+
+    from rnnlab.report import main
+
+    sweep = tmp_path / "sweep"
+    for seed, wobble in enumerate((0.004, -0.003, 0.006, 0.001, -0.002, 0.003)):
+        base = 1e-3 * (1 + seed)
+        write_job(sweep, 2 * seed, ["act=tanh", f"seed={seed}"], "ok", base, base)
+        near = base * (1 + wobble)
+        write_job(sweep, 2 * seed + 1, ["act=relu", f"seed={seed}"], "ok", near, near)
+    for margin, verdict in ((None, "equivalent within +-10%"), ("0.001", "inconclusive")):
+        out = tmp_path / f"report_{margin}.md"
+        main([str(sweep), "--out", str(out), *(["--margin", margin] if margin else [])])
+        sentence = next(line for line in out.read_text().splitlines() if "`act=relu`" in line)
+        assert verdict in sentence
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(sweep), "--margin", "2"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--margin 2: give a fraction between 0 and 1" in err

@@ -55,3 +55,18 @@ def test_every_job_of_a_study_validates(name, compose_cfg):
     check_distinct_seeds(configs)  # as ValidateConfig does: no seed trained twice
     # each job differs from the others: the sweep's values all reach the job's config
     assert len({str(job.model) + str(job.data) + str(job.trainer) for job in configs}) == expected
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_the_report_publishes_every_network_of_the_study(name, compose_cfg):
+    """docs/report/<study>_networks.csv: one row per network of the study's jobs (jobs x
+    replicas), each with its seed, status and test error unless it diverged."""
+    import pandas as pd
+
+    path = CONF.parent / "docs" / "report" / f"{name}_networks.csv"
+    nets = pd.read_csv(path)
+    replicas = compose_cfg(f"study={name}").replicas
+    assert len(nets) == header_jobs(name) * replicas
+    assert sorted(nets["seed"].unique()) == list(range(replicas))
+    finished = nets[nets["status"] == "ok"]
+    assert finished["test/mse"].notna().all() and len(finished) > len(nets) / 2

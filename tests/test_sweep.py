@@ -90,7 +90,8 @@ def test_markdown_shows_best_per_cell_and_each_configuration(sweep_dir):
     assert "| concat | (no finished network) | 3 | 0/3 |" in md
     # configurations (groups.csv), best first by val/mse_best; diverged and failed last
     table = md.split("## Configurations, best first")[1].split("![summary]")[0]
-    assert "| scratch | 8 | 1 | 1 | 0/1 (0%) | 0.0001 | n/a | 0.0001 | 0.0001 | 0.0001 |" in table
+    row = "| scratch | 8 | 1 | 1 | 0/1 (0%) | 0.0001 | n/a | 0.0001 | n/a | 0.0001 | 0.0001 |"
+    assert row in table
     assert "| torch | 8 | 1 | 0 | 1/1 (100%) | n/a |" in table
     assert " to " not in md.split("## Jobs")[0]  # numeric factors are never binned into ranges
     rows = [line for line in md.split("## Jobs, best first")[1].splitlines() if line[:2] == "| "]
@@ -118,7 +119,7 @@ def test_empty_or_unfinished_sweep_still_gets_a_summary(tmp_path):
 def test_cli_rebuilds_the_files(tmp_path, capsys):
     write_job(tmp_path, 0, ["model=torch"], "ok", 1e-4, 1e-4)
     sweep_cli.main([str(tmp_path)])
-    names = ("summary.csv", "groups.csv", "summary.md", "summary.png")
+    names = ("summary.csv", "networks.csv", "groups.csv", "summary.md", "summary.png")
     assert capsys.readouterr().out.split() == [str(tmp_path / name) for name in names]
     assert read_csv(tmp_path / "summary.csv")[0]["model"] == "torch"
     with pytest.raises(SystemExit):

@@ -202,4 +202,4 @@ def test_seeds_and_replicas_pool_into_the_same_configurations(tmp_path):
     assert list(means["replicas"]) == pytest.approx(list(means["seeds"]), rel=1e-4)
     md = (sweeps["seeds"] / "summary.md").read_text()
     assert "- `model.nonlinearity=relu` vs `tanh`: test MSE " in md
-    assert "(geometric mean of 3 paired ratios, same seeds)" in md
+    assert "(geometric mean ratio over 3 seeds)" in md

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rnnlab import metrics as M
 from rnnlab.analysis.jobs import collect, not_a_jobs_dir
+from rnnlab.analysis.stats import EQUIVALENCE_MARGIN, SUCCESS_FRACTION
 from rnnlab.config.errors import OneLineParser, refuse
 
 
@@ -53,7 +54,25 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="a folder for report.md and its figures (default: DIR/report), or a .md file",
     )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=EQUIVALENCE_MARGIN,
+        help="equivalence margin: 'equivalent' when a TOST shows the ratio within +-MARGIN "
+        f"(default {EQUIVALENCE_MARGIN:g}: +-{EQUIVALENCE_MARGIN:.0%})",
+    )
+    parser.add_argument(
+        "--success",
+        type=float,
+        default=SUCCESS_FRACTION,
+        help="a network solved a task with a mean baseline (adding) when its test MSE is below "
+        f"SUCCESS x the mean predictor's (default {SUCCESS_FRACTION:g})",
+    )
     opts = parser.parse_args(argv)
+    if not 0 < opts.margin < 1:
+        refuse(f"--margin {opts.margin:g}: give a fraction between 0 and 1 (0.1: +-10%)")
+    if not 0 < opts.success < 1:
+        refuse(f"--success {opts.success:g}: give a fraction between 0 and 1 of the mean's MSE")
     for d in opts.dirs:
         problem = not_a_jobs_dir(d)
         if problem:
@@ -73,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     from rnnlab.analysis.report import write_report  # pandas, matplotlib, scipy: seconds
 
     try:
-        path = write_report(opts.dirs, out)
+        path = write_report(opts.dirs, out, opts.margin, opts.success)
     except OSError as err:  # a full disk, or a folder that cannot be made
         refuse(f"cannot write {err.filename or out}: {err.strerror or err}; give another --out")
     print(path)

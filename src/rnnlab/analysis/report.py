@@ -1,16 +1,21 @@
 """The answers of one or more sweeps (the study presets, conf/study/), with their intervals, in
 ``report.md`` and its figures; written by ``python -m rnnlab.report DIR [DIR ...]``
-(rnnlab.report).
+(rnnlab.report). The methods, and why: docs/statistics.md.
 
 Each sweep directory is one study. Its configurations pool seeds and replicas
-(rnnlab.analysis.groups); a swept learning rate is a nuisance: each arm (a configuration without its
-lr) is compared at its own best lr, chosen on validation (lowest mean ``val/mse_best``) and
-reported on test. Every factor's effect is then the paired comparison of its values on the
-same seeds (rnnlab.analysis.groups.paired): a ratio of test MSEs with its 95% bootstrap interval and
-P(A better), or "no difference detectable" when the interval holds 1.
+(rnnlab.analysis.groups); a swept learning rate is a nuisance: each arm (a configuration without
+its lr) is reported at the lr chosen on the *other half* of the seeds (cross-fitting: the seeds
+split in two halves by rank, each half reported at the lr the other half's validation error
+chose), so that the choice never sees the networks it is judged on; an lr is chosen by the
+median ``val/mse_best`` with a diverged network as +inf, so an lr where most networks diverged
+loses. A chosen lr at an edge of its grid is flagged. Every factor's effect is then the paired
+comparison of its values on the same seeds, the seed as the unit (rnnlab.analysis.groups.paired),
+with verdicts Holm-adjusted over the section's comparisons, and again at each common lr.
 
-The sentences are rnnlab.analysis.summary's (one definition for the sweep summary and the report).
-The report goes to ``DIR/report/`` of the first directory, or to ``--out``.
+The sentences are rnnlab.analysis.summary's (one definition for the sweep summary and the
+report). The report goes to ``DIR/report/`` of the first directory, or to ``--out``; each
+study's ``networks.csv`` and ``groups.csv`` are copied beside its figures as
+``<study>_networks.csv`` and ``<study>_groups.csv``.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from rnnlab import metrics as M
-from rnnlab.analysis import groups
+from rnnlab.analysis import groups, stats
 from rnnlab.analysis.jobs import Job, collect
-from rnnlab.analysis.summary import effect_sentence
-from rnnlab.analysis.text import fmt, markdown_table
+from rnnlab.analysis.networks import DIVERGED, EXPLODED_MULTIPLE
+from rnnlab.analysis.summary import TABLE_NOTE, effect_sentence
+from rnnlab.analysis.text import NA, fmt, fmt_worst, markdown_table, value_order
 
 LR = "model.lr"
 TASK = "data"  # a study over several tasks answers within each (never "adding vs sincos")
@@ -51,25 +57,73 @@ def _cell(value: Any) -> str:
     return fmt(value) if isinstance(value, float) else str(value)
 
 
-def at_best_lr(nets: pd.DataFrame, factors: list[str]) -> tuple[pd.DataFrame, list[str], dict]:
-    """The networks of each arm at its best learning rate (lowest mean ``val/mse_best`` over
-    its finished networks; diverged ones count against it only by being absent: an lr where
-    every network diverged is never chosen); the arm factors; and the chosen lr per arm."""
+def halves(nets: pd.DataFrame) -> dict[Any, int]:
+    """Each seed's half (0 or 1): the seeds in ascending order, alternately."""
+    seeds = sorted(int(x) for x in nets["seed"].dropna().unique())
+    return {seed: i % 2 for i, seed in enumerate(seeds)}
+
+
+def _lr_scores(rows: pd.DataFrame) -> pd.Series:
+    """Per lr, the median ``val/mse_best`` of its networks, a diverged one as +inf."""
+    trained = rows[rows["status"].isin((groups.FINISHED, DIVERGED))]
+    value = np.where(trained["status"] == DIVERGED, np.inf, trained[M.VAL_MSE_BEST].astype(float))
+    return trained.assign(v=value).groupby(LR)["v"].median().sort_index()
+
+
+@dataclass
+class LrChoice:
+    """An arm's learning rate: the one each half of the seeds is reported at (chosen on the
+    other half), and whether a choice sits at an edge of the grid."""
+
+    by_half: dict[int, Any]
+    grid: list[Any]
+    in_sample: bool = False  # one seed: chosen on the networks it reports
+
+    @property
+    def edge(self) -> bool:
+        return len(self.grid) > 1 and any(lr in (self.grid[0], self.grid[-1]) for lr in self.chosen)
+
+    @property
+    def chosen(self) -> list[Any]:
+        return list(dict.fromkeys(self.by_half.values()))
+
+    def text(self) -> str:
+        shown = " / ".join(fmt_lr(lr) for lr in self.chosen)
+        return shown + (" (edge)" if self.edge else "")
+
+
+def fmt_lr(lr: Any) -> str:
+    return f"{lr:g}" if isinstance(lr, float) else str(lr)
+
+
+def at_best_lr(
+    nets: pd.DataFrame, factors: list[str]
+) -> tuple[pd.DataFrame, list[str], dict[tuple, LrChoice]]:
+    """The networks of each arm at its learning rate chosen on the other half of the seeds
+    (:func:`halves`; with one half empty, on all of them), by the lowest median
+    ``val/mse_best`` with a diverged network as +inf; the arm factors; and each arm's
+    :class:`LrChoice`."""
     if LR not in factors:
         return nets, factors, {}
     arms = [f for f in factors if f != LR]
-    ok = nets[nets["status"] == "ok"]
-    score = ok.groupby([*arms, LR], dropna=False)[M.VAL_MSE_BEST].mean().reset_index()
-    chosen: dict[Any, Any] = {}
+    seed_half = halves(nets)
+    half = nets["seed"].map(lambda s: seed_half.get(int(s)) if pd.notna(s) else None)
+    grid = value_order(nets[LR])  # numbers: ascending
+    chosen: dict[tuple, LrChoice] = {}
     keep = []
-    for key, rows in score.groupby(arms, dropna=False) if arms else [((), score)]:
-        best = rows.loc[rows[M.VAL_MSE_BEST].idxmin(), LR]
+    for key, rows in nets.groupby(arms, dropna=False, sort=False) if arms else [((), nets)]:
         key = key if isinstance(key, tuple) else (key,)
-        chosen[key] = best
-        mask = nets[LR] == best
-        for f, v in zip(arms, key, strict=True):
-            mask &= nets[f] == v
-        keep.append(nets[mask])
+        by_half = {}
+        in_sample = False
+        for h in (0, 1):
+            other = rows[half[rows.index] == 1 - h]
+            in_sample |= other.empty
+            scores = _lr_scores(other if len(other) else rows)
+            if scores.empty:
+                continue
+            by_half[h] = scores.idxmin()  # the first (smallest) lr among equal scores
+            keep.append(rows[(half[rows.index] == h) & (rows[LR] == by_half[h])])
+        chosen[key] = LrChoice(by_half, grid, in_sample)
     selected = pd.concat(keep) if keep else nets.iloc[:0]
     return selected.drop(columns=[LR]), arms, chosen
 
@@ -92,7 +146,7 @@ def forest_figure(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Figure:
     ax.axvline(1.0, color="gray", ls=":")
     ax.set_xscale("log")
     ax.set_yticks(ys, [label for label, _ in rows], fontsize=8)
-    ax.set_xlabel("test MSE ratio, A / B (95% bootstrap interval; < 1: A better)")
+    ax.set_xlabel("test MSE ratio A / B: geometric mean over seeds, 95% t-interval (< 1: A better)")
     ax.set_title(title, fontsize=10)
     fig.subplots_adjust(left=0.42, right=0.97, top=1 - 0.45 / height, bottom=0.75 / height)
     return fig
@@ -100,8 +154,9 @@ def forest_figure(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Figure:
 
 def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
     """Against the learning rate, one line per clip value: the share of networks that
-    diverged (a non-finite loss, validation MSE or weight), and the median ``val/mse_best`` of
-    the others, which shows the runs that exploded without becoming infinite."""
+    diverged (a non-finite loss, validation MSE or weight, or a finite error past
+    rnnlab.analysis.networks.EXPLODED_MULTIPLE times the naive baseline), and the median
+    ``val/mse_best`` of the others."""
     fig = Figure(figsize=(10, 4.5), dpi=DPI)
     share, error = fig.subplots(1, 2)
     nets = nets.assign(diverged=(nets["status"] == "diverged").astype(float))
@@ -118,22 +173,24 @@ def divergence_figure(nets: pd.DataFrame, clip: str) -> Figure:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (model.lr)")
     share.set_ylim(-0.05, 1.05)
-    share.set_ylabel("share of networks diverged (non-finite)")
+    share.set_ylabel(f"share diverged (non-finite, or > {EXPLODED_MULTIPLE:g}x baseline)")
     error.set_yscale("log")
     error.set_ylabel("median val/mse_best of the others")
-    share.legend(fontsize=8)
+    share.legend(fontsize=8, loc="upper left")  # the shares start at 0 on the left
     fig.suptitle("divergence and error against learning rate, with and without clipping")
     fig.subplots_adjust(left=0.08, right=0.98, wspace=0.3, bottom=0.13, top=0.88)
     return fig
 
 
 def _log_axes(fig: Figure, ax: Any, xlabel: str, ylabel: str, title: str) -> Figure:
-    """Log y, the labels, the title and a small legend: how every band figure ends."""
+    """Log y, the labels, the title and the legend beside the axes (never over the data): how
+    every band figure ends."""
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(left=0.08, right=0.58, top=0.92, bottom=0.12)
     return fig
 
 
@@ -147,7 +204,7 @@ def grad_flow_bands(jobs: list[Any], label_of: Any, title: str) -> Figure | None
                 curves.setdefault(label_of(job), []).append(norms)
     if not curves:
         return None
-    fig = Figure(figsize=(9, 4.5), dpi=DPI)
+    fig = Figure(figsize=(13, 4.5), dpi=DPI)
     ax = fig.add_subplot()
     for label, rows in curves.items():
         lengths = {len(r) for r in rows}
@@ -168,7 +225,7 @@ def learning_curves(
     """Validation MSE against epoch from each job's csv/metrics.csv: the mean over its replicas
     inside their range (``val/mse_replica_min``/``_max``). A file that cannot be read is left
     out, and named in ``unreadable``."""
-    fig = Figure(figsize=(9, 4.5), dpi=DPI)
+    fig = Figure(figsize=(13, 4.5), dpi=DPI)
     ax = fig.add_subplot()
     drawn = 0
     for job in jobs:
@@ -194,21 +251,6 @@ def learning_curves(
     if not drawn:
         return None
     return _log_axes(fig, ax, "epoch", "val/mse (mean, range over replicas)", title)
-
-
-def _reach_first_step(jobs: list[Any], arms: list[str]) -> dict[tuple[str, ...], float]:
-    """Per arm, the median over its finished networks of ||dL/dh_1|| over the last step's
-    (rnnlab.metrics.first_over_last of metrics.json's ``grad_norm_by_step``): how much
-    of
-    the gradient reaches the window's first step."""
-    found: dict[tuple[str, ...], list[float]] = {}
-    for job in jobs:
-        key = tuple(str(job.overrides.get(a)) for a in arms)
-        for rec in job.record.get("replicas") or [job.record]:
-            norms = (rec.get(M.DIAGNOSTICS) or {}).get(M.GRAD_NORM_BY_STEP)
-            if rec.get("status") == "ok" and norms and None not in norms:
-                found.setdefault(key, []).append(M.first_over_last(norms))
-    return {k: float(np.median(v)) for k, v in found.items()}
 
 
 def _reason(err: BaseException) -> str:
@@ -252,7 +294,111 @@ def _save(fig: Figure | None, out: Figures, name: str) -> str | None:
     return out.link(name)
 
 
-def study_section(sweep_dir: Path, out: Figures) -> list[str]:
+def _arm_mask(nets: pd.DataFrame, arms: list[str], key: tuple) -> pd.Series:
+    mask = pd.Series(True, index=nets.index)
+    for f, v in zip(arms, key, strict=True):
+        mask &= nets[f].astype(str) == str(v)
+    return mask
+
+
+def _rate(k: Any, n: Any, low: Any, high: Any) -> str:
+    if pd.isna(k):
+        return ""
+    return f"{int(k)}/{int(n)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _with_interval(row: pd.Series, metric: str, stat: str) -> str:
+    """A groups-table statistic (``mean`` or ``gmean``) with its interval, as "v [low, high]"."""
+    prefix = f"{metric}_" if stat == "mean" else f"{metric}_{stat}_"
+    value, low, high = row[f"{metric}_{stat}"], row[prefix + "ci_low"], row[prefix + "ci_high"]
+    if pd.isna(value):
+        return NA
+    return fmt(value) + (f" [{fmt(low)}, {fmt(high)}]" if pd.notna(low) else "")
+
+
+def _worst(value: Any) -> str:
+    return fmt_worst(value) if pd.notna(value) else NA
+
+
+def arms_table(
+    selected: pd.DataFrame, arms: list[str], chosen: dict[tuple, LrChoice], fraction: float
+) -> list[str]:
+    """One row per arm (its networks at the chosen lr): counts, success, the geometric and
+    arithmetic means with their intervals, the median and IQM (diverged as +inf), how much
+    gradient reaches the first step, and the arm it duplicates."""
+    table = groups.groups_table(selected, arms, fraction)
+    t, v = M.TEST_MSE, M.VAL_MSE_BEST
+    reach = M.diagnostics_tag(M.GRAD_FIRST_OVER_LAST)
+    header = [*arms, "lr (chosen on the other half)"] if chosen else [*arms]
+    header += ["n", "diverged"]
+    solved = "solved" in table
+    if solved:
+        header += [f"solved (< {fraction:g}x mean predictor) [95% CI]", "median test MSE of solved"]
+    header += [
+        f"{t} geometric mean [95% CI]",
+        f"{t} mean [95% CI]",
+        f"{t} median",
+        f"{t} IQM",
+        f"{v} median",
+    ]
+    has_reach = reach in selected and selected[reach].notna().any()
+    if has_reach:
+        header.append("grad reaching step 1 (median)")
+    header.append("same networks as")
+    rows = []
+    for _, row in table.iterrows():
+        key = tuple(row[a] for a in arms)
+        cells = [str(row[a]) for a in arms]
+        if chosen:
+            cells.append(chosen[key].text() if key in chosen else NA)
+        cells += [int(row["n"]), f"{int(row['diverged'])}/{int(row['n'])}"]
+        if solved:
+            cells.append(
+                _rate(row["solved"], row["trained"], row["solved_ci_low"], row["solved_ci_high"])
+            )
+            median = row["solved_test_median"]
+            cells.append(fmt(median) if pd.notna(median) else "")
+        cells += [
+            _with_interval(row, t, "gmean"),
+            _with_interval(row, t, "mean"),
+            _worst(row[f"{t}_median"]),
+            _worst(row[f"{t}_iqm"]),
+            _worst(row[f"{v}_median"]),
+        ]
+        if has_reach:
+            ok = selected[_arm_mask(selected, arms, key) & (selected["status"] == "ok")]
+            cells.append(fmt(ok[reach].median()) if ok[reach].notna().any() else NA)
+        cells.append(row["duplicate_of"] if isinstance(row["duplicate_of"], str) else "")
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
+def _at_common_lr(
+    nets: pd.DataFrame, effect: dict[str, Any], margin: float, fraction: float
+) -> str:
+    """The comparison again with both arms at each lr of the grid (all seeds): descriptive,
+    outside the Holm family."""
+    parts = []
+    for lr in groups.factor_values(nets, LR):
+        at = nets[nets[LR] == lr].drop(columns=[LR])
+        cmp = groups.paired(at, effect["factor"], effect["a"], effect["b"], margin=margin)
+        if cmp.get("identical"):
+            parts.append(f"{fmt_lr(lr)}: identical")
+        elif cmp.get("ratio") is not None:
+            low, high = cmp["ratio_ci_low"], cmp["ratio_ci_high"]
+            ci = f" [{fmt(low)}, {fmt(high)}]" if low is not None else ""
+            div = cmp.get("diverged_pairs_a", 0), cmp.get("diverged_pairs_b", 0)
+            extra = f" (diverged {div[0]} vs {div[1]})" if any(div) else ""
+            parts.append(f"{fmt_lr(lr)}: {fmt(cmp['ratio'])}x{ci}{extra}")
+    return "at a common lr: " + "; ".join(parts) if parts else ""
+
+
+def study_section(
+    sweep_dir: Path,
+    out: Figures,
+    margin: float = stats.EQUIVALENCE_MARGIN,
+    fraction: float = stats.SUCCESS_FRACTION,
+) -> list[str]:
     """The report of one sweep directory: its question's answers, table and figures."""
     name = sweep_dir.name
     found = collect(sweep_dir)
@@ -260,72 +406,86 @@ def study_section(sweep_dir: Path, out: Figures) -> list[str]:
     left_out = not_in_report(found)
     if not jobs:
         return [f"## {name}", "", f"No finished job in `{sweep_dir}`.", *left_out, ""]
-    nets = groups.networks(jobs)
     factors = groups.factors(jobs)
+    nets = groups.networks(jobs, factors)
+    nets.to_csv(out / f"{name}_networks.csv", index=False)
+    groups.groups_table(nets, factors, fraction).to_csv(out / f"{name}_groups.csv", index=False)
     selected, arms, chosen = at_best_lr(nets, factors)
-    lines = [f"## {name}", "", f"`{sweep_dir}`: {len(jobs)} jobs, {len(nets)} networks."]
+    seeds = nets["seed"].nunique()
+    lines = [
+        f"## {name}",
+        "",
+        f"`{sweep_dir}`: {len(jobs)} jobs, {len(nets)} networks, {seeds} seeds; every network's "
+        f"numbers: [{name}_networks.csv]({out.link(f'{name}_networks.csv')}).",
+    ]
+    exploded = int(nets["exploded"].sum())
+    if exploded:
+        lines.append(
+            f"{exploded} network{'s' if exploded > 1 else ''} ended finite but past "
+            f"{EXPLODED_MULTIPLE:g}x the naive baseline: counted as diverged."
+        )
     lines += left_out
     if chosen:
+        edges = sum(c.edge for c in chosen.values())
+        in_sample = any(c.in_sample for c in chosen.values())
         lines.append(
-            f"`{LR}` is a nuisance: each arm is compared at its own best learning rate, chosen "
-            "on validation (lowest mean `val/mse_best`), reported on test."
+            (
+                f"`{LR}` is a nuisance. With one seed there is no other half to choose it on: "
+                "each arm is reported at the lr its own networks chose (lowest median "
+                "`val/mse_best`, a diverged network counting as +inf), which flatters every "
+                "arm. "
+                if in_sample
+                else f"`{LR}` is a nuisance: each arm is reported at the lr chosen on the other "
+                "half of the seeds (lowest median `val/mse_best`, a diverged network counting "
+                "as +inf), so that no network is judged at an lr chosen on itself; two values: "
+                "the halves chose differently. "
+            )
+            + (
+                f"{edges} of {len(chosen)} arms chose an lr at an edge of the grid "
+                f"({', '.join(fmt_lr(v) for v in groups.factor_values(nets, LR))}): their "
+                "optimum may lie outside it."
+                if edges
+                else "No arm chose an lr at an edge of the grid."
+            )
         )
-    lines.append("")
-
-    def label_of(job: Any) -> str:
-        return ", ".join(f"{f}={job.overrides.get(f)}" for f in arms) or name
-
-    def at_its_best_lr(job: Any) -> bool:
-        arm = tuple(str(job.overrides.get(a)) for a in arms)
-        return str(job.overrides.get(LR)) == str(best_lr.get(arm))
-
-    best_lr = {tuple(str(v) for v in k): lr for k, lr in chosen.items()}
-    best_jobs = [job for job in jobs if at_its_best_lr(job)] if chosen else jobs
-    table = groups.groups_table(selected, arms)
-    reach = _reach_first_step(best_jobs, arms)
-    if reach:  # how much of the gradient reaches the window's first step (the memory question)
-        table["grad reaching step 1"] = [
-            reach.get(tuple(str(r[a]) for a in arms)) for _, r in table.iterrows()
-        ]
-    if chosen:
-        table.insert(
-            len(arms),
-            "best lr",
-            [chosen.get(tuple(r[a] for a in arms)) for _, r in table.iterrows()],
-        )
-    shown = [
-        *arms,
-        *(["best lr"] if chosen else []),
-        "n",
-        "diverged_rate",
-        f"{M.TEST_MSE}_mean",
-        f"{M.TEST_MSE}_ci_low",
-        f"{M.TEST_MSE}_ci_high",
-        f"{M.TEST_MSE}_median",
-        f"{M.VAL_MSE_BEST}_mean",
-        "grad reaching step 1",
-    ]
-    columns = [c for c in shown if c in table]
-    rows = [[_cell(v) for v in row] for row in table[columns].itertuples(index=False)]
-    lines += [*markdown_table(columns, rows), ""]
+    lines += ["", TABLE_NOTE, ""]
+    lines += [*arms_table(selected, arms, chosen, fraction), ""]
 
     forest: list[tuple[str, dict[str, Any]]] = []
-    lines += ["Answers:", ""]
+    found_effects: list[tuple[Any, dict, pd.DataFrame]] = []
     # Tasks are not an effect to estimate: a study over several answers within each one.
     for task, rows in _by_task(selected, arms):
         factors_here = [f for f in arms if f != TASK]
-        if task is not None:
-            lines.append(f"On `{TASK}={task}` ({len(rows)} networks):")
-        for effect in groups.effects(rows, factors_here):
-            factor, a, b = effect["factor"], effect.get("a"), effect.get("b")
-            lines.append(f"- {effect_sentence(effect)}")
-            if effect.get("ratio") is not None:
-                where = f"{task}: " if task is not None else ""
-                forest.append((f"{where}{factor}: {a} vs {b}", effect))
-        lines.append("")
+        every_lr = nets if task is None else nets[nets[TASK] == task]
+        found = groups.effects(rows, factors_here, M.TEST_MSE, margin, fraction, False, nets)
+        for effect in found:
+            found_effects.append((task, effect, every_lr))
+    groups.adjust([e for _, e, _ in found_effects])
+    tested = sum(e.get("p") is not None for _, e, _ in found_effects)
+    lines += [
+        f"Answers ({len(found_effects)} comparisons; the verdicts are Holm-adjusted over the "
+        f"{tested} with a test, one family for this section, the difference tests and the "
+        f"equivalence tests (TOST, margin +-{margin:.0%}) each adjusted; the 95% intervals are "
+        "not adjusted):",
+        "",
+    ]
+    current = object()
+    for task, effect, every_lr in found_effects:
+        if task is not None and task != current:
+            lines += ["", f"On `{TASK}={task}`:"]
+            current = task
+        lines.append(f"- {effect_sentence(effect)}")
+        if chosen and not effect.get("continuous"):
+            common = _at_common_lr(every_lr, effect, margin, fraction)
+            if common:
+                lines.append(f"  {common[0].upper()}{common[1:]}.")
+        if effect.get("ratio") is not None:
+            where = f"{task}: " if task is not None else ""
+            forest.append((f"{where}{effect['factor']}: {effect['a']} vs {effect['b']}", effect))
+    lines.append("")
     figure = (
         _save(
-            forest_figure(f"{name}: effects (each arm at its best lr)", forest),
+            forest_figure(f"{name}: effects (each arm at its lr chosen on the other half)", forest),
             out,
             f"{name}_forest.png",
         )
@@ -339,6 +499,20 @@ def study_section(sweep_dir: Path, out: Figures) -> list[str]:
         figure = _save(divergence_figure(nets, clip), out, f"{name}_divergence.png")
         lines += [f"![{name} divergence]({figure})", ""]
 
+    def label_of(job: Any) -> str:
+        shown = [*arms, LR] if chosen else arms  # an arm's two halves may use two lrs
+        return ", ".join(f"{f}={job.overrides.get(f)}" for f in shown) or name
+
+    def at_chosen_lr(job: Any) -> bool:
+        key = tuple(str(job.overrides.get(a)) for a in arms)
+        return str(job.overrides.get(LR)) in lrs.get(key, ())
+
+    lrs = {
+        tuple(str(v) for v in k): {str(x) for x in c.chosen}
+        | {fmt_lr(x) for x in c.chosen}
+        for k, c in chosen.items()
+    }
+    best_jobs = [job for job in jobs if at_chosen_lr(job)] if chosen else jobs
     figure = _save(
         grad_flow_bands(
             best_jobs,
@@ -353,7 +527,7 @@ def study_section(sweep_dir: Path, out: Figures) -> list[str]:
     unreadable: list[str] = []
     figure = _save(
         learning_curves(
-            best_jobs, label_of, f"{name}: learning curves (each arm at its best lr)", unreadable
+            best_jobs, label_of, f"{name}: learning curves (each arm at its chosen lr)", unreadable
         ),
         out,
         f"{name}_curves.png",
@@ -401,10 +575,17 @@ def reproduction_section(dirs: list[Path], out: Figures) -> list[str]:
     return [*lines, ""]
 
 
-def write_report(dirs: list[Path], out: Path | None = None) -> Path:
+def write_report(
+    dirs: list[Path],
+    out: Path | None = None,
+    margin: float = stats.EQUIVALENCE_MARGIN,
+    fraction: float = stats.SUCCESS_FRACTION,
+) -> Path:
     """Write the report of ``dirs``: to ``out/report.md`` with its figures beside it (default
     ``out``: the first directory's ``report/``), or, when ``out`` names a ``.md`` file, there
-    with its figures in the folder of the same name (``docs/report.md``, ``docs/report/``)."""
+    with its figures in the folder of the same name (``docs/report.md``, ``docs/report/``).
+    ``margin``: the equivalence margin; ``fraction``: the success threshold, a fraction of the
+    mean predictor's MSE."""
     out = Path(out) if out else Path(dirs[0]) / "report"
     if out.suffix == ".md":
         path, figures = out, Figures(out.with_suffix(""), f"{out.stem}/")
@@ -418,7 +599,7 @@ def write_report(dirs: list[Path], out: Path | None = None) -> Path:
         "",
     ]
     for d in dirs:
-        lines += study_section(Path(d), figures)
+        lines += study_section(Path(d), figures, margin, fraction)
     lines += reproduction_section([Path(d) for d in dirs], figures)
     path.write_text("\n".join(lines) + "\n")
     return path

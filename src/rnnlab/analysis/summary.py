@@ -1,7 +1,8 @@
 """Summarise a sweep from its job directories (rnnlab.analysis.jobs): ``summary.csv`` (one row per
-job), ``groups.csv`` (one row per configuration, rnnlab.analysis.groups), ``summary.md`` and
-``summary.png`` (drawn by rnnlab.analysis.summary_plot). Written when a sweep ends (Hydra's
-callback rnnlab.config.hydra_callbacks.SweepSummary) and rebuilt by ``python -m rnnlab.sweep DIR``
+job), ``networks.csv`` (one row per network, rnnlab.analysis.networks), ``groups.csv`` (one row
+per configuration, rnnlab.analysis.groups), ``summary.md`` and ``summary.png`` (drawn by
+rnnlab.analysis.summary_plot). Written when a sweep ends (Hydra's callback
+rnnlab.config.hydra_callbacks.SweepSummary) and rebuilt by ``python -m rnnlab.sweep DIR``
 (rnnlab.sweep) at any time, also for an unfinished or partly failed sweep.
 """
 
@@ -26,8 +27,10 @@ from rnnlab.analysis.jobs import (
     ranked,
     swept_factors,
 )
+from rnnlab.analysis.networks import EXPLODED_MULTIPLE, NETWORKS_NAME, networks, write_networks
+from rnnlab.analysis.stats import EQUIVALENCE_MARGIN
 from rnnlab.analysis.summary_plot import plot_summary
-from rnnlab.analysis.text import NA, as_number, fmt, markdown_table
+from rnnlab.analysis.text import NA, as_number, fmt, fmt_worst, markdown_table
 
 CSV_NAME, MD_NAME, PNG_NAME = "summary.csv", "summary.md", "summary.png"
 RECORD_COLUMNS = ("epochs", "fit_seconds", "params")
@@ -73,7 +76,7 @@ def write_csv(jobs: list[Job], path: Path) -> None:
 
 
 def _interval(job: Job, metric: str) -> str:
-    """A replicas job's 95% bootstrap interval of the replicas' mean, with their count."""
+    """A replicas job's 95% interval of the replicas' mean, with their count."""
     spread = (job.record.get("replica_spread") or {}).get(metric) or {}
     if spread.get("ci_low") is None:
         return NA
@@ -140,15 +143,46 @@ def _group_baselines(
     return out
 
 
-def _p_interval(effect: dict[str, Any]) -> str:
-    """`` [low, high]``: the 95% interval of P(A better), where there is one."""
-    if effect["p_ci_low"] is None:
+def _p(value: float | None) -> str:
+    return NA if value is None else f"{value:.2g}"
+
+
+def verdict_text(effect: dict[str, Any]) -> str:
+    """The comparison's verdict after Holm's adjustment (rnnlab.analysis.groups.adjust)."""
+    a, margin = _value(effect["a"]), effect["margin"]
+    verdict = effect.get("verdict")
+    if verdict in ("lower", "higher"):
+        return f"{a} {verdict} (Holm-adjusted p = {_p(effect['p_holm'])})"
+    if verdict == "equivalent":
+        return (
+            f"equivalent within +-{margin:.0%} (TOST, Holm-adjusted p = "
+            f"{_p(effect['tost_p_holm'])})"
+        )
+    low, high = effect["ratio_ci_low"], effect["ratio_ci_high"]
+    where = f": [{_num(low)}, {_num(high)}]" if low is not None else ""
+    return (
+        f"inconclusive{where} (difference: Holm-adjusted p = {_p(effect.get('p_holm'))}; "
+        f"equivalence within +-{margin:.0%}: TOST Holm-adjusted p = "
+        f"{_p(effect.get('tost_p_holm'))})"
+    )
+
+
+def _solved_text(effect: dict[str, Any], a: str, b: str) -> str:
+    """The two arms' success counts on a task with a mean baseline, and their errors."""
+    if "solved_a" not in effect:
         return ""
-    return f" [{_num(effect['p_ci_low'])}, {_num(effect['p_ci_high'])}]"
+    n, fraction = effect["solved_of"], effect["fraction"]
+    arms = [
+        f"{effect[f'solved_{arm}']} of {n} ({name}"
+        + (f", median test MSE {fmt(m)}" if (m := effect[f"solved_median_{arm}"]) else "")
+        + ")"
+        for arm, name in (("a", a), ("b", b))
+    ]
+    return f"; solved (test MSE < {fraction:g}x the mean predictor's): " + ", ".join(arms)
 
 
 def effect_sentence(effect: dict[str, Any]) -> str:
-    """One factor value's effect in one sentence (groups.effects)."""
+    """One factor value's effect in one sentence (groups.effects, after groups.adjust)."""
     if effect.get("continuous"):
         f = effect["factor"]
         rho = effect["rho"]
@@ -157,8 +191,8 @@ def effect_sentence(effect: dict[str, Any]) -> str:
             text += "too few finished networks for a rank correlation with test MSE"
         else:
             text += (
-                f"Spearman rank correlation with test MSE {rho:+.2f} (p = {effect['pvalue']:.2g})"
-                "; summary.png plots each network against it"
+                f"Spearman rank correlation with test MSE {rho:+.2f} (p = {effect['pvalue']:.2g}"
+                ", a diverged network as the worst); summary.png plots each network against it"
             )
         if effect["diverged"]:
             text += f"; {effect['diverged']} of {effect['networks']} networks diverged"
@@ -167,33 +201,57 @@ def effect_sentence(effect: dict[str, Any]) -> str:
     text = f"`{effect['factor']}={a}` vs `{b}`: "
     low, high = effect["ratio_ci_low"], effect["ratio_ci_high"]
     interval = f" [95% CI {_num(low)}, {_num(high)}]" if low is not None else ""
-    if effect["ratio"] is None:
-        text += f"no comparison ({effect['n_a']} vs {effect['n_b']} finished networks)"
-    elif effect["paired"]:
-        n = effect["n_pairs"]
-        ties = effect.get("ties") or 0
-        if ties == n:
-            return text + f"identical test MSE in all {n} paired networks (same seeds)."
+    if effect["paired"]:
+        n, seeds = effect["n_pairs"], effect["n_seeds"]
+        if effect["identical"]:
+            return text + (
+                f"identical, or equal to rounding, in all {n} pairs ({seeds} seeds): the same "
+                "networks."
+            )
+        if effect["ratio"] is None:
+            text += f"no pair with two finished networks ({n} pairs)"
+        else:
+            kept = effect["configurations"] - effect["duplicates"]
+            pooled = (
+                f", each seed's {kept} paired configurations averaged on the log scale"
+                if kept > 1
+                else ""
+            )
+            text += (
+                f"test MSE {_num(effect['ratio'])}x{interval} (geometric mean ratio over "
+                f"{effect['n_seeds_ratio']} seed{'s' if effect['n_seeds_ratio'] > 1 else ''}"
+                f"{pooled}): {verdict_text(effect)}"
+            )
+        ties = effect["ties"]
         tied = f", equal in {ties}" if ties else ""
-        text += (
-            f"test MSE {_num(effect['ratio'])}x{interval} (geometric mean of {n} paired "
-            f"ratio{'s' if n > 1 else ''}, same seeds), {a} lower in {effect['a_better']} of "
-            f"{n} pair{'s' if n > 1 else ''}{tied}, P({a} better) = {_num(effect['p_a_better'])}"
-        )
-        text += _p_interval(effect)
-        if low is not None and low <= 1 <= high:
-            text += f"; no difference detectable at n = {n} pairs"
+        wins, losses = effect["seed_wins"], effect["seed_losses"]
+        text += f"; {a} lower in {effect['a_better']} of {n} pair{'s' if n > 1 else ''}{tied}"
+        if wins + losses:
+            text += (
+                f", win rate over seeds {wins}/{wins + losses} = {_num(effect['win_rate'])} "
+                f"[95% CI {_num(effect['win_ci_low'])}, {_num(effect['win_ci_high'])}]"
+            )
+        if effect["seed_ties"]:
+            t = effect["seed_ties"]
+            text += f" ({t} tied seed{'s' if t > 1 else ''} left out)"
+        if effect["duplicates"]:
+            d = effect["duplicates"]
+            text += (
+                f"; {d} configuration{'s' if d > 1 else ''} with the same networks in both arms "
+                "as another counted once"
+            )
+        text += _solved_text(effect, a, b)
     else:
         n_a, n_b = effect["n_a"], effect["n_b"]
-        text += (
-            f"test MSE {_num(effect['ratio'])}x{interval} (ratio of geometric means, unpaired: "
-            f"{n_a} vs {n_b} finished networks without shared seeds), "
-            f"P({a} better) = {_num(effect['p_a_better'])}"
-        )
-        text += _p_interval(effect)
-        text += f" over all {n_a}x{n_b} network pairs"
-        if low is not None and low <= 1 <= high:
-            text += f"; no difference detectable at n = {n_a} vs {n_b} networks"
+        if effect["ratio"] is None:
+            text += f"no comparison ({n_a} vs {n_b} networks without shared seeds)"
+        else:
+            text += (
+                f"test MSE {_num(effect['ratio'])}x{interval} (ratio of geometric means, unpaired:"
+                f" {n_a} vs {n_b} networks without shared seeds, Welch's t-interval): "
+                f"{verdict_text(effect)}; P({a} lower) over all {n_a}x{n_b} network pairs "
+                f"(probability of improvement) = {_num(effect['p_improvement'])}"
+            )
     if effect.get("diverged_a") or effect.get("diverged_b"):
         text += (
             f"; diverged: {effect['diverged_a']} of {effect['networks_a']} ({a}), "
@@ -222,13 +280,25 @@ def _best_sentence(table: pd.DataFrame, keys: list[str], nets: pd.DataFrame, bas
     )
     ci = _ci(best[f"{M.TEST_MSE}_ci_low"], best[f"{M.TEST_MSE}_ci_high"], "95% CI ")
     return (
-        f"{what}, {_networks(best['n'])} ({int(best['diverged'])} diverged): mean `{RANK_BY}` "
-        f"{fmt(_group_value(best, f'{RANK_BY}_mean'))}, mean test MSE "
+        f"{what}, {_networks(best['n'])} ({int(best['diverged'])} diverged): median "
+        f"`{RANK_BY}` {fmt(_group_value(best, f'{RANK_BY}_median'))}, mean test MSE "
         f"{fmt(_group_value(best, f'{M.TEST_MSE}_mean'))}"
         + (f" {ci}" if ci != NA else "")
         + (f" ({', '.join(versus)})" if versus else "")
         + "."
     )
+
+
+#: What the configurations tables show, and why (summary.md and the report).
+TABLE_NOTE = (
+    "The mean and its 95% t-interval are over the finished networks (the arithmetic mean is "
+    "what the loss averages; its interval covers 95% on normal data but less on skewed, "
+    "lognormal-like errors); the geometric mean with its interval (a t-interval of the mean "
+    "log error, exact on lognormal errors) is the scale the effects use; the median and the "
+    "IQM (interquartile mean, rliable's robust mean) count a diverged network as +inf, the "
+    "worst outcome, so that divergence cannot improve them. docs/statistics.md has the methods "
+    "and their measured coverage; a t-interval reaching below 0 is cut at 0."
+)
 
 
 def _configurations_table(table: pd.DataFrame, keys: list[str]) -> list[str]:
@@ -239,9 +309,12 @@ def _configurations_table(table: pd.DataFrame, keys: list[str]) -> list[str]:
         "diverged",
         f"{M.TEST_MSE} mean",
         "95% CI",
+        "geometric mean",
+        "95% CI",
         "median",
         "IQM",
-        f"{RANK_BY} mean",
+        f"{RANK_BY} median",
+        "same networks as",
     ]
     t, v = M.TEST_MSE, RANK_BY
     rows = [
@@ -252,9 +325,12 @@ def _configurations_table(table: pd.DataFrame, keys: list[str]) -> list[str]:
             _diverged(row),
             fmt(_group_value(row, f"{t}_mean")),
             _ci(row[f"{t}_ci_low"], row[f"{t}_ci_high"]),
-            fmt(_group_value(row, f"{t}_median")),
-            fmt(_group_value(row, f"{t}_iqm")),
-            fmt(_group_value(row, f"{v}_mean")),
+            fmt(_group_value(row, f"{t}_gmean")),
+            _ci(row[f"{t}_gmean_ci_low"], row[f"{t}_gmean_ci_high"]),
+            fmt_worst(_group_value(row, f"{t}_median")),
+            fmt_worst(_group_value(row, f"{t}_iqm")),
+            fmt_worst(_group_value(row, f"{v}_median")),
+            row["duplicate_of"] if isinstance(row["duplicate_of"], str) else "",
         ]
         for _, row in table.iterrows()
     ]
@@ -281,12 +357,12 @@ def _best_per_cell(
                 _config_text(best, rest).replace("`", "") if rest else "-",
                 int(best["n"]),
                 _diverged(best),
-                fmt(_group_value(best, f"{RANK_BY}_mean")),
+                fmt_worst(_group_value(best, f"{RANK_BY}_median")),
                 fmt(_group_value(best, f"{M.TEST_MSE}_mean")),
                 *_group_baselines(nets, keys, best, baselines),
             ]
         )
-    header = ["cell", "configuration", "n", "diverged", f"{RANK_BY} mean", f"{M.TEST_MSE} mean"]
+    header = ["cell", "configuration", "n", "diverged", f"{RANK_BY} median", f"{M.TEST_MSE} mean"]
     return ["Best configuration per cell:", "", *markdown_table([*header, *versus], rows), ""]
 
 
@@ -316,14 +392,13 @@ def markdown(jobs: list[Job], title: str) -> str:
     if pooled and len(table):
         lines.append(
             f"{len(table)} configuration{'s' if len(table) > 1 else ''}: the networks that "
-            "differ only in "
-            + ", ".join(f"`{k}`" for k in pooled)
-            + " pool into one, shown with the mean and its 95% bootstrap interval."
+            "differ only in " + ", ".join(f"`{k}`" for k in pooled) + " pool into one."
         )
     lines += [
-        f"Ranked by the mean `{RANK_BY}` of each configuration's finished networks (the "
-        "sweep's objective); test numbers are for reading, not for choosing. Diverged networks "
-        "count in `n` and in the diverged rate; the means are over the finished ones. "
+        f"Ranked by the median `{RANK_BY}` of each configuration's networks, a diverged one "
+        "counting as +inf (the sweep's objective); test numbers are for reading, not for "
+        "choosing. A network counts as diverged when its loss went non-finite or its error "
+        f"exploded past {EXPLODED_MULTIPLE:g}x the naive baseline. "
         "`vs persistence`, `vs mean`, `vs linear`: the test MSE against predicting the last "
         "point again, the mean target, and least squares on the window.",
         "",
@@ -338,13 +413,17 @@ def markdown(jobs: list[Job], title: str) -> str:
     if sentences:
         lines += [
             "Effect of each factor: the test MSE of each value against the factor's first, "
-            "as a ratio (below 1: lower error), networks paired on the other factors and the "
-            "seed where the sweep has them; intervals are 95% bootstrap intervals.",
+            "as a geometric mean ratio (below 1: lower error), networks paired on the other "
+            "factors and the seed, the seed as the unit (its data and weights are shared by "
+            "all its networks): 95% t-intervals over seeds, exact win-rate intervals over "
+            "seeds, and verdicts Holm-adjusted over the comparisons below (one family); "
+            f"'equivalent' only where a TOST shows the ratio within +-{EQUIVALENCE_MARGIN:.0%}.",
             "",
             *(f"- {s}" for s in sentences),
             "",
         ]
-    lines += ["## Configurations, best first", "", *_configurations_table(table, keys), ""]
+    lines += ["## Configurations, best first", "", TABLE_NOTE, ""]
+    lines += [*_configurations_table(table, keys), ""]
     lines += ["![summary](summary.png)", "", "## Jobs, best first", ""]
     factors = swept
     header = [
@@ -384,13 +463,17 @@ def markdown(jobs: list[Job], title: str) -> str:
 
 
 def summarize(sweep_dir: Path | str) -> list[Path]:
-    """Write summary.csv, groups.csv, summary.md and summary.png into ``sweep_dir``; returns
+    """Write summary.csv, networks.csv, groups.csv, summary.md and summary.png into
+    ``sweep_dir``; returns
     their paths."""
     sweep_dir = Path(sweep_dir)
     jobs = collect(sweep_dir)
-    paths = [sweep_dir / name for name in (CSV_NAME, groups.GROUPS_NAME, MD_NAME, PNG_NAME)]
+    names = (CSV_NAME, NETWORKS_NAME, groups.GROUPS_NAME, MD_NAME, PNG_NAME)
+    paths = [sweep_dir / name for name in names]
     write_csv(jobs, paths[0])
-    groups.write_groups(jobs, paths[1])
-    paths[2].write_text(markdown(jobs, str(sweep_dir)))
-    plot_summary(jobs, paths[3])
+    nets = networks(jobs, groups.factors(jobs))
+    write_networks(nets, paths[1])
+    groups.write_groups(jobs, paths[2], nets)
+    paths[3].write_text(markdown(jobs, str(sweep_dir)))
+    plot_summary(jobs, paths[4])
     return paths

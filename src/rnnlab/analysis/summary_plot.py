@@ -2,7 +2,7 @@
 
 A grid sweep: one column per configuration, grouped by the values of its factors (the first
 factor's values as labelled blocks, one panel per cell when ``model`` is swept); each finished
-network a point, the mean of the finished ones with its 95% bootstrap interval as an error bar;
+network a point, the geometric mean of the finished ones with its 95% interval as an error bar;
 log y. Networks that diverged or failed are counted in the labels and marked with a red x at
 the top. Never lines across seeds: seeds are replicates, not an axis.
 
@@ -104,13 +104,13 @@ def _plot_configurations(fig: Figure, nets: pd.DataFrame, keys: list[str], basel
     fig.supylabel(f"{METRIC} (log)", fontsize=10)
     n_text = ", ".join(rest) if rest else "the only configuration"
     fig.suptitle(
-        f"{METRIC} per configuration: each network a point, the mean with its 95% bootstrap "
-        f"interval\nconfigurations: {n_text}",
+        f"{METRIC} per configuration: each network a point, the geometric mean with its 95% "
+        f"t-interval\nconfigurations: {n_text}",
         fontsize=11,
     )
     handles = [
         Line2D([], [], color=POINT_COLOR, marker="o", linestyle="none", alpha=0.6, label="network"),
-        Line2D([], [], color="black", marker="_", markersize=12, label="mean, 95% CI"),
+        Line2D([], [], color="black", marker="_", markersize=12, label="geometric mean, 95% CI"),
         Line2D([], [], color="grey", linestyle=":", label=f"{base_name} (median)"),
     ]
     if any_bad:
@@ -139,8 +139,8 @@ def _draw_configurations(ax, configs, rest: list[str], inner: list[str]) -> bool
         if len(ys):
             jitter = rng.uniform(-0.18, 0.18, len(ys))
             ax.plot(x + jitter, ys, "o", color=POINT_COLOR, alpha=0.55, markersize=4, zorder=2)
-            mean = float(np.mean(ys))
-            low, high = groups.stats.mean_interval(ys)
+            # the geometric mean: the effects' scale, and a log axis shows its interval whole
+            mean, low, high = groups.stats.geometric_interval(ys)
             err = [[mean - low], [high - mean]] if low is not None else None
             ax.errorbar(
                 x,

@@ -21,6 +21,12 @@ def fmt(value: Any) -> str:
     return f"{value:.3g}"
 
 
+def fmt_worst(value: Any) -> str:
+    """A median or interquartile mean where a diverged network counts as +inf: "inf" when the
+    diverged networks decide it, else as :func:`fmt` writes it."""
+    return "inf" if value == math.inf else fmt(value)
+
+
 def as_number(text: Any) -> float | None:
     """``text`` as a number (an override's ``"0.01"``, a config's ``1``), else None."""
     try:
