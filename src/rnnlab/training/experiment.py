@@ -106,10 +106,10 @@ def build_datamodule(cfg: DictConfig) -> WindowDataModule:
 def build_model(cfg: DictConfig) -> Forecaster | ReplicaForecaster:
     """The Forecaster for the config, its input and output sizes from the task; for replicas,
     the ReplicaForecaster of seeds ``seed .. seed+replicas-1``."""
-    task = datamodule_class(cfg)
+    input_size, output_size = datamodule_class(cfg).model_sizes(cfg.data)
     kwargs = dict(
-        input_size=task.channels,
-        output_size=task.output_size,
+        input_size=input_size,
+        output_size=output_size,
         **OmegaConf.to_container(cfg.model),
     )
     if replicas_of(cfg) == 1:
@@ -244,6 +244,7 @@ def train_and_test(
         if model.keeps_best_weights
         else job.best.best_model_path or None,
         config=OmegaConf.to_container(cfg, resolve=True),
+        **dm.record(),  # a series' scale (data_scale): its forecasts in the data's units
     )
     _log_hparams(trainer, cfg, result)
     if trainer.is_global_zero:  # one metrics.json per run, also under DDP
