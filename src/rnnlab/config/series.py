@@ -19,6 +19,8 @@ from rnnlab.config.errors import ConfigError
 
 #: A data row's line in its file: the header is line 1.
 HEADER_LINES = 1
+#: metrics.json's key for a series task's :class:`Scale` (and the DataModule's state's).
+SCALE_KEY = "data_scale"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,46 @@ class Series:
     columns: tuple[str, ...]
     time: tuple[Any, ...] | None
     source: str  # how messages name it: "data.path=<file>", or the package it ships in
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Each channel's mean and standard deviation (numpy's, ddof 0) over the train split:
+    the model sees ``z = (x - mean) / std``, forecasts go back as ``x = mean + std * z``."""
+
+    columns: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def of(cls, series: Series, start: int, end: int) -> Scale:
+        train = series.values[start:end]
+        return cls(series.columns, tuple(train.mean(0).tolist()), tuple(train.std(0).tolist()))
+
+    def standardise(self, values: Any) -> Any:
+        import numpy as np
+
+        return (values - np.asarray(self.mean)) / np.asarray(self.std)
+
+    def to_units(self, z: Any) -> Any:
+        """Standardised values ``(..., C)`` (numpy) back in the data's units, in float64."""
+        import numpy as np
+
+        return np.asarray(self.mean) + np.asarray(self.std) * np.asarray(z, dtype=np.float64)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> Scale:
+        return cls(tuple(saved["columns"]), tuple(saved["mean"]), tuple(saved["std"]))
+
+    def same_as(self, other: Scale) -> bool:
+        import numpy as np
+
+        return self.columns == other.columns and np.allclose(
+            self.mean + self.std, other.mean + other.std, rtol=1e-12, atol=0
+        )
 
 
 def _line(position: int) -> int:
@@ -131,10 +173,8 @@ def _columns(table: Any, columns: Sequence[str] | None, time_column: str | None,
     for key, wanted in (("data.columns", columns or ()), ("data.time_column", [time_column])):
         for name in wanted:
             if name is not None and name not in header:
-                raise ConfigError(
-                    f"{key}: {source.split('=', 1)[-1]} has no column {name!r}; its columns: "
-                    + ", ".join(header)
-                )
+                listed = ", ".join(header)
+                raise _refuse(source, f"there is no column {name!r} ({key}); its columns: {listed}")
     if columns:
         if len(set(columns)) < len(columns):
             raise ConfigError(f"data.columns={list(columns)}: a column is named twice")
@@ -162,9 +202,12 @@ def _columns(table: Any, columns: Sequence[str] | None, time_column: str | None,
 
 @functools.lru_cache(maxsize=8)
 def _read_csv_cached(
-    path: str, stamp: tuple[int, int], columns: tuple[str, ...] | None, time_column: str | None
+    path: str,
+    stamp: tuple[int, int],
+    columns: tuple[str, ...] | None,
+    time_column: str | None,
+    source: str,
 ) -> Series:
-    source = f"data.path={path}"
     table = _read_table(path, source)
     if len(table) == 0:
         raise _refuse(source, "the file has a header but no rows")
@@ -180,13 +223,17 @@ def _read_csv_cached(
 
 
 def read_csv(
-    path: Any, columns: Sequence[str] | None = None, time_column: str | None = None
+    path: Any,
+    columns: Sequence[str] | None = None,
+    time_column: str | None = None,
+    source: str | None = None,
 ) -> Series:
     """The series in the CSV file ``path`` (``data.path``): the columns ``columns``
     (``data.columns``; None: every numeric column), its rows sorted by ``time_column`` when
-    given. Raises a one-line :class:`ConfigError` naming the file, the column and the line for
-    a missing, unreadable or empty file, an unknown column, a cell that is not a finite number
-    (missing values included: rnnlab does not fill gaps) and an unreadable or repeated time."""
+    given; ``source`` names the file in messages (default ``data.path=<path>``). Raises a
+    one-line :class:`ConfigError` naming the file, the column and the line for a missing,
+    unreadable or empty file, an unknown column, a cell that is not a finite number (missing
+    values included: rnnlab does not fill gaps) and an unreadable or repeated time."""
     if path is None or str(path).strip() == "":
         raise ConfigError(
             f"data.path={'null' if path is None else path} is not allowed; expected a CSV file "
@@ -199,7 +246,11 @@ def read_csv(
     except OSError:
         stamp = (0, 0)  # refused with its reason by _read_table
     return _read_csv_cached(
-        os.path.abspath(path), stamp, tuple(columns) if columns else None, time_column
+        os.path.abspath(path),
+        stamp,
+        tuple(columns) if columns else None,
+        time_column,
+        source or f"data.path={path}",
     )
 
 

@@ -8,7 +8,6 @@ All serve ``windows[split] = (inputs, targets)`` through the same batch-indexed 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, ClassVar
 
@@ -27,7 +26,7 @@ from rnnlab.config.schema import (
     SinCosDataConfig,
     SunspotsDataConfig,
 )
-from rnnlab.config.series import Series, read_csv, sunspots
+from rnnlab.config.series import SCALE_KEY, Scale, Series, read_csv, sunspots
 
 
 def make_windows(series: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -358,39 +357,6 @@ class ReplicaDataModule(WindowDataModule):
         return DataLoader(dataset, sampler=ReplicaBatches(samplers), batch_size=None, num_workers=0)
 
 
-#: metrics.json's key for a series task's :class:`Scale`.
-SCALE_KEY = "data_scale"
-
-
-@dataclass(frozen=True)
-class Scale:
-    """Each channel's mean and standard deviation over the train split: ``z = (x - mean) / std``."""
-
-    columns: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def of(cls, series: Series, start: int, end: int) -> Scale:
-        train = series.values[start:end]
-        return cls(series.columns, tuple(train.mean(0).tolist()), tuple(train.std(0).tolist()))
-
-    def standardise(self, values: np.ndarray) -> np.ndarray:
-        return (values - np.asarray(self.mean)) / np.asarray(self.std)
-
-    def to_units(self, z: torch.Tensor) -> torch.Tensor:
-        """Standardised values ``(..., C)`` back in the data's units, in float64."""
-        mean = torch.tensor(self.mean, dtype=torch.float64)
-        return mean + torch.tensor(self.std, dtype=torch.float64) * z.double()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"columns": list(self.columns), "mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, saved: dict[str, Any]) -> Scale:
-        return cls(tuple(saved["columns"]), tuple(saved["mean"]), tuple(saved["std"]))
-
-
 class SeriesDataModule(WindowDataModule):
     """A series read by :meth:`read` (rnnlab.config.series, which the config checks ran
     already), standardised with its train split's :class:`Scale`, as windows with time-ordered
@@ -446,7 +412,7 @@ class SeriesDataModule(WindowDataModule):
         """A resumed run goes on with the data it started with: the file's train split must
         give the scale the checkpoint holds."""
         saved = state_dict.get(SCALE_KEY)
-        if saved is not None and not _same_scale(Scale.from_dict(saved), self.scale):
+        if saved is not None and not Scale.from_dict(saved).same_as(self.scale):
             raise ConfigError(
                 f"{self.source.source}: the data changed since the run's checkpoint (its train "
                 f"split's mean and std were {saved['mean']} and {saved['std']}, now "
@@ -455,10 +421,6 @@ class SeriesDataModule(WindowDataModule):
 
     def record(self) -> dict[str, Any]:
         return {SCALE_KEY: self.scale.as_dict()}
-
-
-def _same_scale(a: Scale, b: Scale) -> bool:
-    return a.columns == b.columns and np.allclose(a.mean + a.std, b.mean + b.std, rtol=1e-12)
 
 
 class CsvDataModule(SeriesDataModule):
