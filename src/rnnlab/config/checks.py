@@ -99,12 +99,14 @@ def _validate_series(data: DictConfig) -> None:
     smallest = min(range(3), key=lambda i: sizes[i])
     if data.seq_len >= sizes[smallest]:
         need = _min_points(data.seq_len, splits)
-        shorter = f"a data.seq_len below {sizes[smallest]} or " if sizes[smallest] > 1 else ""
+        ways = [f"data.seq_len={sizes[smallest] - 1} or less"] if sizes[smallest] > 1 else []
+        if data.name == "csv":
+            ways.append(f"a file of at least {need} rows")
         raise ConfigError(
             f"{found.source}: {rows} rows are too few for data.seq_len={data.seq_len} and "
             f"data.splits={show(splits)}: every split needs more rows than seq_len, and the "
             f"smallest, {choices.SPLIT_NAMES[smallest]}, gets {sizes[smallest]}; use "
-            f"{shorter}at least {need} rows"
+            + (", or ".join(ways) or "other data.splits")
         )
     start, end = choices.split_bounds(rows, splits)[0]
     constant = constant_column(found, start, end)

@@ -66,7 +66,7 @@ class AddingDataConfig:
 @dataclass
 class CsvDataConfig:
     """``data=csv``: a user's series from a CSV file with a header line
-    (rnnlab.data.series.CsvDataModule): predict the next row from ``seq_len`` rows. Each
+    (rnnlab.data.tasks.CsvDataModule): predict the next row from ``seq_len`` rows. Each
     channel is standardised with the train split's mean and std, which the run stores
     (metrics.json's ``data_scale``): its MSE and MAE are in those standardised units,
     ``python -m rnnlab.predict`` writes forecasts in the file's own."""
@@ -94,7 +94,7 @@ class CsvDataConfig:
 @dataclass
 class SunspotsDataConfig:
     """``data=sunspots``: the yearly sunspot numbers 1700-2008 that statsmodels ships in its
-    package (rnnlab.data.series.SunspotsDataModule), a real, noisy series with a cycle of about
+    package (rnnlab.data.tasks.SunspotsDataModule), a real, noisy series with a cycle of about
     11 years; standardised as ``data=csv``."""
 
     name: str = key("the task, set by data=...: next year's sunspot number", "sunspots")

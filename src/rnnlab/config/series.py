@@ -3,7 +3,7 @@ sunspot numbers), read and checked: each problem with a file is one line naming 
 where it applies, the column and the line, before anything trains.
 
 Torch-free (pandas): rnnlab.config.checks reads the file while it validates a run or every job
-of a sweep, and rnnlab.data.series builds the DataModule from the same :class:`Series`. A file
+of a sweep, and rnnlab.data.tasks builds the DataModule from the same :class:`Series`. A file
 is read once per process for the same path, modification time, columns and time column.
 """
 
@@ -108,28 +108,29 @@ def _read_table(path: str, source: str) -> Any:
 
 
 def _numbers(table: Any, column: str, source: str) -> Any:
-    """The column as float64, refusing a missing, non-numeric or non-finite cell by its line."""
+    """The column as float64, refusing a missing, non-numeric or non-finite cell: the first in
+    the file, by its line (the rows may have been sorted by time since they were read)."""
     import numpy as np
     import pandas as pd
 
     text = table[column].str.strip()
-    missing = text.isin(["", "NA", "NaN", "nan", "null", "None"])
+    missing = text.isin(["", "NA", "NaN", "nan", "null", "None"]).to_numpy()
     if missing.any():
-        where = int(np.flatnonzero(missing.to_numpy())[0])
+        first = int(table.index[missing].min())
         raise _refuse(
             source,
-            f"column {column!r} has a missing value at line {_line(where)} "
+            f"column {column!r} has a missing value at line {_line(first)} "
             f"({int(missing.sum())} missing in all); rnnlab does not fill gaps: fill or drop "
             "them in the file",
         )
     values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
-        where = int(np.flatnonzero(bad)[0])
+        first = int(table.index[bad].min())
         raise _refuse(
             source,
-            f"column {column!r} holds {_show_value(table[column].iloc[where])} at line "
-            f"{_line(where)}, not a finite number",
+            f"column {column!r} holds {_show_value(text.loc[first])} at line {_line(first)}, "
+            "not a finite number",
         )
     return values
 
@@ -143,14 +144,18 @@ def _order(table: Any, time_column: str, source: str) -> Any:
     text = table[time_column].str.strip()
     times = pd.to_numeric(text, errors="coerce")
     if times.isna().any():  # not all numbers: dates?
+        numbers = times.notna()
         times = pd.to_datetime(text, errors="coerce", format="mixed")
-    if times.isna().any():
-        where = int(np.flatnonzero(times.isna().to_numpy())[0])
-        raise _refuse(
-            source,
-            f"data.time_column={time_column}: {_show_value(table[time_column].iloc[where])} at "
-            f"line {_line(where)} is neither a number nor a date",
-        )
+        bad = times.isna() & ~numbers
+        if not bad.any():  # numbers among dates: the numbers are the odd ones
+            bad = times.isna()
+        if bad.any():
+            where = int(np.flatnonzero(bad.to_numpy())[0])
+            raise _refuse(
+                source,
+                f"data.time_column={time_column}: {_show_value(text.iloc[where])} at line "
+                f"{_line(where)} is neither a number nor a date",
+            )
     order = np.argsort(times.to_numpy(), kind="stable")
     ordered = times.to_numpy()[order]
     repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
@@ -176,12 +181,14 @@ def _columns(table: Any, columns: Sequence[str] | None, time_column: str | None,
                 listed = ", ".join(header)
                 raise _refuse(source, f"there is no column {name!r} ({key}); its columns: {listed}")
     if columns:
+        given = "data.columns=[" + ",".join(columns) + "]"
         if len(set(columns)) < len(columns):
-            raise ConfigError(f"data.columns={list(columns)}: a column is named twice")
+            raise _refuse(source, f"{given} names a column twice")
         if time_column in columns:
-            raise ConfigError(
-                f"data.columns={list(columns)}: {time_column!r} is data.time_column, the time "
-                "of each row, not a channel"
+            raise _refuse(
+                source,
+                f"{given} lists {time_column!r}, which is data.time_column, the time of each "
+                "row, not a channel",
             )
         return list(columns)
     numeric = [
