@@ -193,7 +193,8 @@ def grad_flow_figure(norms: list[list[float]], label: str = "", when: str = "") 
 
 
 def replica_rollout_figure(fcs: Sequence[Forecasts], label: str = "") -> Figure:
-    """Every replica's rollout from the first test window, against the truth."""
+    """Every replica's rollout from the first test window inside their band (the lowest to
+    the highest), against the truth."""
     k = len(fcs[0].rollout)
     mses = torch.tensor([fc.rollout_errors.mean().item() for fc in fcs])
     fig, ax = _series_figure(
@@ -208,6 +209,8 @@ def replica_rollout_figure(fcs: Sequence[Forecasts], label: str = "") -> Figure:
     for c, name in enumerate(fcs[0].names):
         color = _color(c)
         ax.plot(horizon, fcs[0].truth[:k, c], color=color, lw=3, alpha=0.35, label=f"{name} truth")
+        rows = torch.stack([fc.rollout[:, c] for fc in fcs])
+        ax.fill_between(horizon, rows.amin(0), rows.amax(0), color=color, alpha=0.12, lw=0)
         for i, fc in enumerate(fcs):
             ax.plot(
                 horizon,

@@ -82,13 +82,19 @@ def _data(record: dict[str, Any], csv: Path | None) -> tuple[Any, Series | None]
     return NewSeries(found, scale, cfg.data.seq_len, replicas_of(cfg)), found
 
 
-def in_units(fc: Forecasts, scale: Scale | None) -> Forecasts:
-    """``fc`` in the data's own units (sin/cos have no scale: they are)."""
-    if scale is None:
+def in_units(fc: Forecasts, scale: Scale | None, found: Series | None) -> Forecasts:
+    """``fc`` in the data's own units (sin/cos have no scale: they are): the forecasts
+    ``x = mean + std * z``, the truth and the context the file's own values."""
+    if scale is None or found is None:
         return fc
-    fields = ("truth", "one_step", "context", "rollout", "persistence")
-    back = {name: torch.from_numpy(scale.to_units(getattr(fc, name).numpy())) for name in fields}
-    return dataclasses.replace(fc, **back, units="")
+    back = {name: torch.from_numpy(scale.to_units(getattr(fc, name).numpy())) for name in
+            ("one_step", "rollout")}
+    truth = torch.from_numpy(found.values[fc.index.numpy()])
+    context = torch.from_numpy(found.values[fc.context_index.numpy()])
+    persistence = context[-1].expand(len(fc.persistence), -1)
+    return dataclasses.replace(
+        fc, **back, truth=truth, context=context, persistence=persistence, units=""
+    )
 
 
 def _times(found: Series | None, index: torch.Tensor) -> list[Any]:
@@ -115,7 +121,9 @@ def forecast_table(
         table["horizon"] = np.arange(1, n + 1)
     for c, name in enumerate(first.names):
         table[f"{name}_truth"] = first.truth[:n, c].numpy()
-        rows = torch.stack([getattr(fc, what)[:, c] for fc in fcs])  # (networks, n)
+        # the forecasts as float32, the model's precision (written with float32's digits);
+        # the truth keeps the file's
+        rows = torch.stack([getattr(fc, what)[:, c] for fc in fcs]).float()  # (networks, n)
         for seed, row in zip(seeds, rows, strict=True):
             table[f"{name}_seed{seed}"] = row.numpy()
         if len(fcs) > 1:
@@ -140,7 +148,7 @@ def write_forecasts(
     scale = Scale.from_dict(saved) if saved is not None else None
     seeds = seeds_of(cfg)
     finished = [rec["status"] == "ok" for rec in record.get("replicas", [record])]
-    fcs = [in_units(fc, scale) for fc in forecasts(predict, dm, steps)]
+    fcs = [in_units(fc, scale, found) for fc in forecasts(predict, dm, steps)]
     fcs = [fc for fc, ok in zip(fcs, finished, strict=True) if ok]
     seeds = [s for s, ok in zip(seeds, finished, strict=True) if ok]
     paths = []
