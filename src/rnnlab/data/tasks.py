@@ -415,8 +415,8 @@ class SeriesDataModule(WindowDataModule):
         if saved is not None and not Scale.from_dict(saved).same_as(self.scale):
             raise ConfigError(
                 f"{self.source.source}: the data changed since the run's checkpoint (its train "
-                f"split's mean and std were {saved['mean']} and {saved['std']}, now "
-                f"{list(self.scale.mean)} and {list(self.scale.std)}); train a new run"
+                f"split's mean or std per channel, {saved['mean']} and {saved['std']}, differ "
+                "now); train a new run"
             )
 
     def record(self) -> dict[str, Any]:
