@@ -281,3 +281,10 @@ def test_a_bad_file_stops_train_py_in_one_line_with_nothing_written(tmp_path, te
     assert len(lines) == 1 and lines[0].startswith(f"error: data.path={path}: "), lines
     assert says in lines[0]
     assert list(tmp_path.iterdir()) == [path]  # no run or sweep directory, no outputs/
+
+
+def test_a_path_in_the_overrides_names_one_directory():
+    from rnnlab.config.hydra_setup import job_name, unnamed_keys
+
+    name = job_name(["data=csv", "data.path=/data/sales/daily.csv"], unnamed_keys())
+    assert name == "_data=csv,data.path=_data_sales_daily.csv"
