@@ -107,7 +107,8 @@ def forecast_table(
     fcs: Sequence[Forecasts], seeds: Sequence[int], what: str, found: Series | None
 ) -> pd.DataFrame:
     """One row per point: ``t`` (its series index), ``time`` (the file's time column, when it
-    has one), then for each channel its ``truth``, each network's forecast (``<c>_seed<s>``)
+    has one), then for each channel its ``truth`` (each network's, ``<c>_truth_seed<s>``, where
+    their data differ), each network's forecast (``<c>_seed<s>``)
     and, for several networks, their ``median``, ``low`` and ``high`` (the band: the lowest
     to the highest); ``what`` is ``one_step`` or ``rollout`` (which adds ``horizon`` and the
     ``persistence`` forecast)."""
@@ -119,19 +120,28 @@ def forecast_table(
         table["time"] = _times(found, index)
     if what == "rollout":
         table["horizon"] = np.arange(1, n + 1)
+    # one truth, unless the networks' data differ (the noise of noisy sin/cos is each seed's)
+    shared = all(torch.equal(fc.truth, first.truth) for fc in fcs)
     for c, name in enumerate(first.names):
-        table[f"{name}_truth"] = first.truth[:n, c].numpy()
+        if shared:
+            table[f"{name}_truth"] = first.truth[:n, c].numpy()
+        else:
+            for seed, fc in zip(seeds, fcs, strict=True):
+                table[f"{name}_truth_seed{seed}"] = fc.truth[:n, c].numpy()
         # the forecasts as float32, the model's precision (written with float32's digits);
         # the truth keeps the file's
         rows = torch.stack([getattr(fc, what)[:, c] for fc in fcs]).float()  # (networks, n)
         for seed, row in zip(seeds, rows, strict=True):
             table[f"{name}_seed{seed}"] = row.numpy()
         if len(fcs) > 1:
-            table[f"{name}_median"] = rows.median(0).values.numpy()
+            table[f"{name}_median"] = np.median(rows.numpy(), axis=0)  # even R: the midpoint
             table[f"{name}_low"] = rows.amin(0).numpy()
             table[f"{name}_high"] = rows.amax(0).numpy()
-        if what == "rollout":
+        if what == "rollout" and shared:
             table[f"{name}_persistence"] = first.persistence[:, c].numpy()
+        elif what == "rollout":
+            for seed, fc in zip(seeds, fcs, strict=True):
+                table[f"{name}_persistence_seed{seed}"] = fc.persistence[:, c].numpy()
     return pd.DataFrame(table)
 
 
