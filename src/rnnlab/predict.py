@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from rnnlab import metrics as M
 from rnnlab.config.choices import SPLIT_NAMES, split_sizes
 from rnnlab.config.errors import ConfigError, OneLineParser, refuse
@@ -106,7 +108,7 @@ def check_data(record: dict[str, Any], csv: Path | None, steps: int | None) -> i
     else:
         if saved is not None:
             try:
-                found = series_of(_Section(data))
+                found = series_of(OmegaConf.create(data))
             except ConfigError as err:
                 refuse(f"{err} (the run's data; forecast another file with --csv FILE)")
             start, end = 0, split_sizes(len(found.values), data["splits"])[0]
@@ -126,12 +128,6 @@ def check_data(record: dict[str, Any], csv: Path | None, steps: int | None) -> i
             "first window (the rollout is scored against the data)"
         )
     return points
-
-
-class _Section(dict):
-    """A config section read by attribute, as rnnlab.config.series reads one."""
-
-    __getattr__ = dict.get
 
 
 def out_dir(run_dir: Path, given: Path | None, csv: Path | None) -> Path:
