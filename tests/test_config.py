@@ -72,7 +72,7 @@ BAD_INPUTS = {
     "+logger.histogram=true": "did you mean logger.histograms?",
     "model.num_layers=1000000": "a network that fits in memory: it would have about 2.11e+09",
     "model.init=xavier": "torch, native, identity, orthogonal",
-    "data=mnist": "adding, adding_short, sincos, sincos_noisy",
+    "data=mnist": "adding, adding_short, csv, sincos, sincos_noisy, sunspots",
 }
 ISSUE_BAD_INPUTS = list(BAD_INPUTS)[:16]
 

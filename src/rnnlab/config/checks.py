@@ -20,6 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnlab.config import choices, schema
 from rnnlab.config.errors import ConfigError, did_you_mean, invalid, no_such_key, show
+from rnnlab.config.series import constant_column, series_of
 
 MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed above this
 #: The most networks one job trains together (``replicas``): far more than a sweep over seeds
@@ -27,6 +28,8 @@ MAX_SEED = 2**32 - 1  # Lightning's seed_everything silently picks a random seed
 MAX_REPLICAS = 4096
 #: Bytes per parameter while training with Adam: the weight, its gradient and two moments.
 TRAIN_BYTES_PER_PARAM = 4 * 4
+#: The tasks whose data is a series read from a file (rnnlab.config.series).
+SERIES_TASKS = ("csv", "sunspots")
 
 
 def _is_int(value: Any) -> bool:
@@ -66,12 +69,14 @@ def _validate_data(data: DictConfig) -> None:
         for key in ("n_train", "n_val", "n_test"):
             _check(f"data.{key}", data[key], _int_at_least(1), "an integer >= 1")
         return
+    if data.name in SERIES_TASKS:
+        _validate_series(data)
+        return
     _validate_sincos(data)
 
 
-def _validate_sincos(data: DictConfig) -> None:
-    _check("data.x_end", data.x_end, lambda v: _is_number(v) and v > 0, "a number > 0")
-    _check("data.noise_std", data.noise_std, lambda v: _is_number(v) and v >= 0, "a number >= 0")
+def _validate_splits(data: DictConfig) -> list[float]:
+    """``data.splits`` (three fractions > 0 that sum to 1) and ``data.seq_len`` (>= 1)."""
     splits = list(data.splits)
     fractions_ok = len(splits) == 3 and all(_is_number(f) and f > 0 for f in splits)
     if not (fractions_ok and math.isclose(sum(splits), 1.0, abs_tol=1e-6)):
@@ -80,6 +85,43 @@ def _validate_sincos(data: DictConfig) -> None:
             "data.splits", splits, f"three fractions > 0 (train, val, test) that sum to 1{total}"
         )
     _check("data.seq_len", data.seq_len, _int_at_least(1), "an integer >= 1")
+    return splits
+
+
+def _validate_series(data: DictConfig) -> None:
+    """A CSV file's or the sunspots' series (rnnlab.config.series refuses a file it cannot
+    read): long enough for ``data.seq_len`` in every split, and no channel constant over the
+    train split, whose standard deviation scales it."""
+    splits = _validate_splits(data)
+    found = series_of(data)
+    rows = len(found.values)
+    sizes = choices.split_sizes(rows, splits)
+    smallest = min(range(3), key=lambda i: sizes[i])
+    if data.seq_len >= sizes[smallest]:
+        need = _min_points(data.seq_len, splits)
+        ways = [f"data.seq_len={sizes[smallest] - 1} or less"] if sizes[smallest] > 1 else []
+        if data.name == "csv":
+            ways.append(f"a file of at least {need} rows")
+        raise ConfigError(
+            f"{found.source}: {rows} rows are too few for data.seq_len={data.seq_len} and "
+            f"data.splits={show(splits)}: every split needs more rows than seq_len, and the "
+            f"smallest, {choices.SPLIT_NAMES[smallest]}, gets {sizes[smallest]}; use "
+            + (", or ".join(ways) or "other data.splits")
+        )
+    start, end = choices.split_bounds(rows, splits)[0]
+    constant = constant_column(found, start, end)
+    if constant is not None:
+        raise ConfigError(
+            f"{found.source}: column {constant!r} is constant over the train split (rows "
+            f"{start + 1}..{end} in time order): it has no spread to standardise by; leave it "
+            "out with data.columns=[...]"
+        )
+
+
+def _validate_sincos(data: DictConfig) -> None:
+    _check("data.x_end", data.x_end, lambda v: _is_number(v) and v > 0, "a number > 0")
+    _check("data.noise_std", data.noise_std, lambda v: _is_number(v) and v >= 0, "a number >= 0")
+    splits = _validate_splits(data)
     _check("data.n_points", data.n_points, _int_at_least(1), "an integer >= 1")
     sizes = choices.split_sizes(data.n_points, splits)
     smallest = min(range(3), key=lambda i: sizes[i])
@@ -149,9 +191,16 @@ def replica_data_bytes(data: DictConfig) -> int:
     out); the noiseless series is the same for every replica, so counts nothing here."""
     if data.name == "adding":
         return 4 * (data.n_train + data.n_val + data.n_test) * data.seq_len * 3
+    if data.name in SERIES_TASKS:  # one file's series, the same for every replica
+        return 0
     if data.noise_std > 0:
         return 4 * data.n_points * data.seq_len * 4
     return 0
+
+
+def _channels(data: DictConfig) -> int:
+    """The task's input channels: a series' columns, else the synthetic tasks' two."""
+    return len(series_of(data).columns) if data.name in SERIES_TASKS else 2
 
 
 def network_bytes(cfg: DictConfig) -> int:
@@ -160,11 +209,12 @@ def network_bytes(cfg: DictConfig) -> int:
     at most the whole training split), and its own data. A job of ``replicas`` networks, or a
     pack of fused jobs (rnnlab.training.fused), needs that many times as much."""
     model, data = cfg.model, cfg.data
-    params = estimated_parameters(2, model.hidden_size, model.num_layers)
+    params = estimated_parameters(_channels(data), model.hidden_size, model.num_layers)
     if data.name == "adding":
         examples = data.n_train
     else:
-        examples = choices.split_sizes(data.n_points, data.splits)[0] - data.seq_len
+        points = len(series_of(data).values) if data.name in SERIES_TASKS else data.n_points
+        examples = choices.split_sizes(points, data.splits)[0] - data.seq_len
     batch = min(data.batch_size, max(examples, 1))
     states = batch * data.seq_len * model.hidden_size * model.num_layers
     return params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states + replica_data_bytes(data)
@@ -174,7 +224,7 @@ def _check_size(cfg: DictConfig) -> None:
     """Refuse a network, or ``replicas`` of them, that would not fit in this machine's memory
     while training, before minutes go into building it."""
     model = cfg.model
-    params = estimated_parameters(2, model.hidden_size, model.num_layers)
+    params = estimated_parameters(_channels(cfg.data), model.hidden_size, model.num_layers)
     one = network_bytes(cfg)
     need = one * cfg.replicas  # each replica has its own parameters, states and data
     memory = _memory_bytes()
@@ -435,7 +485,7 @@ def _check_data_fits(cfg: DictConfig) -> None:
     key that makes it so, before _check_size counts data and network together."""
     memory = _memory_bytes()
     data = cfg.data
-    if memory is None:
+    if memory is None or data.name in SERIES_TASKS:  # a file's series: already read whole
         return
     if data.name == "adding":
         sizes = {k: data[k] for k in ("n_train", "n_val", "n_test")}

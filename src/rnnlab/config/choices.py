@@ -22,7 +22,7 @@ INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.INI
 LOSS_MODES = ("last", "every")  # the final step of the window only, or every step
 SCHEDULERS = ("cosine", "none")  # CosineAnnealingLR over trainer.max_epochs, or a constant lr
 SPLIT_NAMES = ("train", "val", "test")  # in time order
-DATASETS = ("sincos", "adding")  # rnnlab.data.tasks.DATAMODULES, schema.DATA_SCHEMAS
+DATASETS = ("sincos", "adding", "csv", "sunspots")  # data.tasks.DATAMODULES, schema.DATA_SCHEMAS
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla")  # lightning.Trainer's
 
 #: Keys that choose a preset of other keys' values (conf/sweep/, conf/study/,

@@ -29,13 +29,15 @@ SECTIONS = (*schema.CLOSED_SECTIONS, "trainer")
 def job_name(overrides: Sequence[str], exclude: Sequence[str], prefix: str = "_") -> str:
     """``<prefix><overrides>``: the choices of config groups first (``model=concat``), then the
     other keys A-Z, as ``key=value`` joined by commas (the same lines as Hydra's
-    override_dirname); nothing at all without overrides."""
+    override_dirname); nothing at all without overrides. A ``/`` in a value (``data.path``)
+    becomes ``_``: the name is one directory, and the analysis reads the overrides from
+    ``.hydra/overrides.yaml``, not from it."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     kept = [o for o in parsed if o.key_or_group not in exclude]
     kept.sort(key=lambda o: (o.key_or_group not in SECTIONS, "." in o.key_or_group, o.input_line))
-    name = ",".join(str(o.input_line) for o in kept)
+    name = ",".join(str(o.input_line) for o in kept).replace("/", "_")
     return f"{prefix}{name}" if name else ""
 
 

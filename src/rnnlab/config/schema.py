@@ -63,12 +63,60 @@ class AddingDataConfig:
     shuffle: bool = key("shuffle the training sequences every epoch", True)
 
 
+@dataclass
+class CsvDataConfig:
+    """``data=csv``: a user's series from a CSV file with a header line
+    (rnnlab.data.tasks.CsvDataModule): predict the next row from ``seq_len`` rows. Each
+    channel is standardised with the train split's mean and std, which the run stores
+    (metrics.json's ``data_scale``): its MSE and MAE are in those standardised units,
+    ``python -m rnnlab.predict`` writes forecasts in the file's own."""
+
+    name: str = key("the task, set by data=...: predict the next row of a CSV file", "csv")
+    path: Optional[str] = key(  # noqa: UP045  (OmegaConf does not read `str | None`)
+        "the CSV file (a header line, one row per time step)", None
+    )
+    columns: Optional[list[str]] = key(  # noqa: UP045, RUF009  (a default of None)
+        "the channels to model, e.g. [a,b] (null: every column of numbers)", None
+    )
+    time_column: Optional[str] = key(  # noqa: UP045
+        "a column of times (numbers or dates) to sort the rows by; not a channel (null: the "
+        "file's order)",
+        None,
+    )
+    seq_len: int = key("window length L: predict row t+1 from rows t-L+1..t", 4)
+    splits: list[float] = key(  # noqa: RUF009
+        "train/val/test fractions, in time order; no window crosses one", (0.8, 0.1, 0.1)
+    )
+    batch_size: int = key("windows per training batch", 32)
+    shuffle: bool = key("shuffle the training windows every epoch", True)
+
+
+@dataclass
+class SunspotsDataConfig:
+    """``data=sunspots``: the yearly sunspot numbers 1700-2008 that statsmodels ships in its
+    package (rnnlab.data.tasks.SunspotsDataModule), a real, noisy series with a cycle of about
+    11 years; standardised as ``data=csv``."""
+
+    name: str = key("the task, set by data=...: next year's sunspot number", "sunspots")
+    seq_len: int = key("window length L: predict year t+1 from years t-L+1..t", 10)
+    splits: list[float] = key(  # noqa: RUF009
+        "train/val/test fractions, in time order; no window crosses one", (0.7, 0.15, 0.15)
+    )
+    batch_size: int = key("windows per training batch", 32)
+    shuffle: bool = key("shuffle the training windows every epoch", True)
+
+
 #: The schema of each of ``choices.DATASETS`` (``data.name``).
-DATA_SCHEMAS: dict[str, type] = {"sincos": SinCosDataConfig, "adding": AddingDataConfig}
+DATA_SCHEMAS: dict[str, type] = {
+    "sincos": SinCosDataConfig,
+    "adding": AddingDataConfig,
+    "csv": CsvDataConfig,
+    "sunspots": SunspotsDataConfig,
+}
 
 
 def data_schema(name: str) -> type:
-    """The schema of the task ``data.name`` (``sincos``, ``adding``)."""
+    """The schema of the task ``data.name`` (``sincos``, ``adding``, ...)."""
     return choices.lookup("data", name, DATA_SCHEMAS)
 
 

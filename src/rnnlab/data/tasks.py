@@ -1,6 +1,7 @@
-"""The DataModules: ``[sin, cos]`` forecasting windows and the adding problem.
+"""The DataModules: ``[sin, cos]`` forecasting windows, the adding problem, and real series
+(a user's CSV file, statsmodels' yearly sunspots).
 
-Both serve ``windows[split] = (inputs, targets)`` through the same batch-indexed loaders
+All serve ``windows[split] = (inputs, targets)`` through the same batch-indexed loaders
 (:class:`WindowDataset`, :class:`WindowBatches`) from the shared base :class:`WindowDataModule`.
 """
 
@@ -13,10 +14,19 @@ from typing import Any, ClassVar
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Sampler
 
 from rnnlab.config.choices import SPLIT_NAMES, split_bounds
-from rnnlab.config.schema import AddingDataConfig, Config, SinCosDataConfig
+from rnnlab.config.errors import ConfigError
+from rnnlab.config.schema import (
+    AddingDataConfig,
+    Config,
+    CsvDataConfig,
+    SinCosDataConfig,
+    SunspotsDataConfig,
+)
+from rnnlab.config.series import SCALE_KEY, Scale, Series, read_csv, sunspots
 
 
 def make_windows(series: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,13 +97,25 @@ class WindowDataModule(L.LightningDataModule):
 
     A subclass fills ``self.windows`` in ``setup()`` and sets ``batch_size``, ``shuffle`` and
     ``seed``; it also declares what the rest of the project reads off the class: ``channels``
-    (the model's input size), ``output_size`` (its output size) and ``forecasting`` (whether
-    rollouts and forecast figures apply).
+    (the model's input size), ``output_size`` (its output size), ``forecasting`` (whether
+    rollouts and forecast figures apply) and ``channel_names`` (how figures name the channels).
+    A task whose sizes depend on its config (a CSV file's columns) says so in
+    :meth:`model_sizes`.
     """
 
     channels: ClassVar[int]
     output_size: ClassVar[int]
     forecasting: ClassVar[bool]
+    channel_names: tuple[str, ...] = ()
+
+    @classmethod
+    def model_sizes(cls, data: DictConfig) -> tuple[int, int]:
+        """The model's input and output sizes for the task's config section ``data``."""
+        return cls.channels, cls.output_size
+
+    def record(self) -> dict[str, Any]:
+        """What metrics.json keeps of the data beyond the config (a series' scale)."""
+        return {}
 
     batch_size: int
     shuffle: bool
@@ -136,6 +158,7 @@ class SinCosDataModule(WindowDataModule):
     channels = 2
     output_size = 2  # the model forecasts the next point: its output is its input space
     forecasting = True
+    channel_names = ("sin", "cos")
 
     def __init__(
         self,
@@ -298,13 +321,23 @@ class ReplicaDataModule(WindowDataModule):
         self._members = list(members)
         first = self.members[0]
         self.channels, self.output_size = first.channels, first.output_size
-        self.forecasting = first.forecasting
+        self.forecasting, self.channel_names = first.forecasting, first.channel_names
         self.batch_size, self.shuffle, self.seed = first.batch_size, first.shuffle, first.seed
         self.windows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def members(self) -> list[WindowDataModule]:
         return self._members
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.members[0].state_dict()  # a series is the same for every seed
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for member in self.members:
+            member.load_state_dict(state_dict)
+
+    def record(self) -> dict[str, Any]:
+        return self.members[0].record()
 
     def setup(self, stage: str | None = None) -> None:
         if self.windows:
@@ -324,8 +357,124 @@ class ReplicaDataModule(WindowDataModule):
         return DataLoader(dataset, sampler=ReplicaBatches(samplers), batch_size=None, num_workers=0)
 
 
+class SeriesDataModule(WindowDataModule):
+    """A series read by :meth:`read` (rnnlab.config.series, which the config checks ran
+    already), standardised with its train split's :class:`Scale`, as windows with time-ordered
+    splits; no window crosses a split boundary. The same data for every seed."""
+
+    forecasting = True
+    output_size: int  # the model forecasts the next row: its output is its input space
+
+    def __init__(
+        self,
+        seq_len: int,
+        splits: Sequence[float],
+        batch_size: int,
+        shuffle: bool,
+        seed: int = Config.seed,
+    ) -> None:
+        super().__init__()
+        self.seq_len, self.splits = seq_len, tuple(splits)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.source = self.read()
+        self.channels = self.output_size = len(self.source.columns)
+        self.channel_names = self.source.columns
+        self.bounds = split_bounds(len(self.source.values), self.splits)
+        self.scale = Scale.of(self.source, *self.bounds[0])
+        self.series: torch.Tensor | None = None
+        self.windows: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def read(self) -> Series:
+        raise NotImplementedError
+
+    @classmethod
+    def model_sizes(cls, data: DictConfig) -> tuple[int, int]:
+        channels = len(cls.columns_of(data))
+        return channels, channels
+
+    @classmethod
+    def columns_of(cls, data: DictConfig) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.series is not None:
+            return
+        values = self.scale.standardise(self.source.values)
+        self.series = torch.from_numpy(values).float()
+        for name, (start, end) in zip(SPLIT_NAMES, self.bounds, strict=True):
+            self.windows[name] = make_windows(self.series[start:end], self.seq_len)
+
+    # -- what a run keeps of its data: in checkpoints, and in metrics.json ------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {SCALE_KEY: self.scale.as_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """A resumed run goes on with the data it started with: the file's train split must
+        give the scale the checkpoint holds."""
+        saved = state_dict.get(SCALE_KEY)
+        if saved is not None and not Scale.from_dict(saved).same_as(self.scale):
+            raise ConfigError(
+                f"{self.source.source}: the data changed since the run's checkpoint (its train "
+                f"split's mean or std per channel, {saved['mean']} and {saved['std']}, differ "
+                "now); train a new run"
+            )
+
+    def record(self) -> dict[str, Any]:
+        return {SCALE_KEY: self.scale.as_dict()}
+
+
+class CsvDataModule(SeriesDataModule):
+    """``data=csv``: the columns ``columns`` of the CSV file ``path`` (None: every column of
+    numbers), its rows sorted by ``time_column`` when given."""
+
+    def __init__(
+        self,
+        path: str | None = CsvDataConfig.path,
+        columns: Sequence[str] | None = CsvDataConfig.columns,
+        time_column: str | None = CsvDataConfig.time_column,
+        seq_len: int = CsvDataConfig.seq_len,
+        splits: Sequence[float] = CsvDataConfig.splits,
+        batch_size: int = CsvDataConfig.batch_size,
+        shuffle: bool = CsvDataConfig.shuffle,
+        seed: int = Config.seed,
+    ) -> None:
+        self.path, self.columns, self.time_column = path, columns, time_column
+        super().__init__(seq_len, splits, batch_size, shuffle, seed)
+
+    def read(self) -> Series:
+        return read_csv(self.path, self.columns, self.time_column)
+
+    @classmethod
+    def columns_of(cls, data: DictConfig) -> tuple[str, ...]:
+        columns = list(data.columns) if data.columns is not None else None
+        return read_csv(data.path, columns, data.time_column).columns
+
+
+class SunspotsDataModule(SeriesDataModule):
+    """``data=sunspots``: the yearly sunspot numbers statsmodels ships (rnnlab.config.series)."""
+
+    def __init__(
+        self,
+        seq_len: int = SunspotsDataConfig.seq_len,
+        splits: Sequence[float] = SunspotsDataConfig.splits,
+        batch_size: int = SunspotsDataConfig.batch_size,
+        shuffle: bool = SunspotsDataConfig.shuffle,
+        seed: int = Config.seed,
+    ) -> None:
+        super().__init__(seq_len, splits, batch_size, shuffle, seed)
+
+    def read(self) -> Series:
+        return sunspots()
+
+    @classmethod
+    def columns_of(cls, data: DictConfig) -> tuple[str, ...]:
+        return sunspots().columns
+
+
 #: The DataModule of each of ``choices.DATASETS`` (``data.name``).
 DATAMODULES: dict[str, type[WindowDataModule]] = {
     "sincos": SinCosDataModule,
     "adding": AddingDataModule,
+    "csv": CsvDataModule,
+    "sunspots": SunspotsDataModule,
 }

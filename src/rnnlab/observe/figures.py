@@ -19,9 +19,12 @@ from matplotlib.ticker import NullLocator
 from rnnlab.config.choices import SPLIT_NAMES
 from rnnlab.observe.rollout import Forecasts, forecasts
 
-CHANNELS = ("sin", "cos")
 SPLIT_COLORS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
-CHANNEL_COLORS = {"sin": "tab:blue", "cos": "tab:orange"}
+#: The colour of each channel, in order (sin, cos: blue, orange), cycled beyond ten.
+CHANNEL_COLORS = tuple(
+    f"tab:{c}"
+    for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")
+)
 #: 900 x 450 px: readable in a TensorBoard card and in the README, still quick to encode.
 SIZE = (9.0, 4.5)
 DPI = 100
@@ -54,13 +57,26 @@ def _figure(
     return fig, ax
 
 
-def _series_figure(title: str, label: str) -> tuple[Figure, Axes]:
-    """Axes for [sin, cos] values, with room above the curves for a one-row legend.
+def _color(c: int) -> str:
+    return CHANNEL_COLORS[c % len(CHANNEL_COLORS)]
+
+
+def _series_figure(
+    title: str, label: str, names: Sequence[str], values: Sequence[torch.Tensor], units: str = ""
+) -> tuple[Figure, Axes]:
+    """Axes for the channels ``names``, from the lowest to the highest of ``values`` with room
+    above the curves for a one-row legend (sin and cos: -1.2 to 1.65).
 
     Three y ticks: tick labels are most of the drawing time."""
-    fig, ax = _figure(title, label, "value of sin, cos")
-    ax.set_ylim(-1.2, 1.65)
-    ax.set_yticks([-1, 0, 1])
+    ylabel = "value of " + ", ".join(names) + (f" ({units})" if units else "")
+    fig, ax = _figure(title, label, ylabel)
+    finite = torch.cat([v.reshape(-1).double() for v in values])
+    finite = finite[finite.isfinite()]
+    low, high = (finite.min().item(), finite.max().item()) if len(finite) else (-1.0, 1.0)
+    span = high - low or 1.0
+    ax.set_ylim(low - 0.1 * span, high + 0.325 * span)
+    ax.set_yticks([low, (low + high) / 2, high] if high > low else [low])
+    ax.yaxis.set_major_formatter("{x:.3g}")
     ax.grid(axis="y", lw=0.5, alpha=0.5)
     return fig, ax
 
@@ -71,12 +87,21 @@ def _legend(ax: Axes) -> None:
     )
 
 
-def data_figure(series: torch.Tensor, bounds: list[tuple[int, int]], label: str = "") -> Figure:
-    """Sin and cos over the whole series, the train/val/test ranges shaded and labelled."""
-    fig, ax = _series_figure("data: [sin, cos] and the time-ordered splits", label)
+def data_figure(
+    series: torch.Tensor,
+    bounds: list[tuple[int, int]],
+    label: str = "",
+    names: Sequence[str] = ("sin", "cos"),
+    units: str = "",
+) -> Figure:
+    """Each channel over the whole series, the train/val/test ranges shaded and labelled."""
+    shown = "[" + ", ".join(names) + "]"
+    fig, ax = _series_figure(
+        f"data: {shown} and the time-ordered splits", label, names, [series], units
+    )
     t = torch.arange(len(series))
-    for c, name in enumerate(CHANNELS):
-        ax.plot(t, series[:, c], color=CHANNEL_COLORS[name], lw=0.8, label=name)
+    for c, name in enumerate(names):
+        ax.plot(t, series[:, c], color=_color(c), lw=0.8, label=name)
     for name, (lo, hi) in zip(SPLIT_NAMES, bounds, strict=True):
         ax.axvspan(lo, hi, color=SPLIT_COLORS[name], alpha=0.15, lw=0, label=name)
     _legend(ax)
@@ -87,9 +112,15 @@ def predictions_figure(fc: Forecasts, label: str = "") -> Figure:
     """One-step predictions against the truth on the test split, as the concat cell's source
     text draws them."""
     mse = torch.mean((fc.one_step - fc.truth) ** 2).item()
-    fig, ax = _series_figure(f"one-step predictions on the test split (MSE {mse:.3g})", label)
-    for c, name in enumerate(CHANNELS):
-        color = CHANNEL_COLORS[name]
+    fig, ax = _series_figure(
+        f"one-step predictions on the test split (MSE {mse:.3g})",
+        label,
+        fc.names,
+        [fc.truth, fc.one_step],
+        fc.units,
+    )
+    for c, name in enumerate(fc.names):
+        color = _color(c)
         ax.plot(fc.index, fc.truth[:, c], color=color, lw=3, alpha=0.35, label=f"{name} truth")
         ax.plot(fc.index, fc.one_step[:, c], "--", color=color, lw=1.2, label=f"{name} predicted")
     _legend(ax)
@@ -101,11 +132,15 @@ def rollout_figure(fc: Forecasts, label: str = "") -> Figure:
     k = len(fc.rollout)
     mse = fc.rollout_errors.mean().item()
     fig, ax = _series_figure(
-        f"rollout: {k} predictions fed back from the first test window (MSE {mse:.3g})", label
+        f"rollout: {k} predictions fed back from the first test window (MSE {mse:.3g})",
+        label,
+        fc.names,
+        [fc.context, fc.truth[:k], fc.rollout],
+        fc.units,
     )
     horizon = fc.index[:k]
-    for c, name in enumerate(CHANNELS):
-        color = CHANNEL_COLORS[name]
+    for c, name in enumerate(fc.names):
+        color = _color(c)
         ax.plot(fc.context_index, fc.context[:, c], "o", color=color, ms=3)
         ax.plot(horizon, fc.truth[:k, c], color=color, lw=3, alpha=0.35, label=f"{name} truth")
         ax.plot(horizon, fc.rollout[:, c], "--", color=color, lw=1.2, label=f"{name} rollout")
@@ -158,18 +193,24 @@ def grad_flow_figure(norms: list[list[float]], label: str = "", when: str = "") 
 
 
 def replica_rollout_figure(fcs: Sequence[Forecasts], label: str = "") -> Figure:
-    """Every replica's rollout from the first test window, against the truth."""
+    """Every replica's rollout from the first test window inside their band (the lowest to
+    the highest), against the truth."""
     k = len(fcs[0].rollout)
     mses = torch.tensor([fc.rollout_errors.mean().item() for fc in fcs])
     fig, ax = _series_figure(
         f"rollouts of {len(fcs)} replicas, {k} predictions fed back from the first test window "
         f"(median MSE {mses.median().item():.3g})",
         label,
+        fcs[0].names,
+        [fcs[0].truth[:k], *(fc.rollout for fc in fcs)],
+        fcs[0].units,
     )
     horizon = fcs[0].index[:k]
-    for c, name in enumerate(CHANNELS):
-        color = CHANNEL_COLORS[name]
+    for c, name in enumerate(fcs[0].names):
+        color = _color(c)
         ax.plot(horizon, fcs[0].truth[:k, c], color=color, lw=3, alpha=0.35, label=f"{name} truth")
+        rows = torch.stack([fc.rollout[:, c] for fc in fcs])
+        ax.fill_between(horizon, rows.amin(0), rows.amax(0), color=color, alpha=0.12, lw=0)
         for i, fc in enumerate(fcs):
             ax.plot(
                 horizon,
@@ -229,7 +270,7 @@ def final_figures(
     first = dm.members[0]
     data_label = label if len(seeds) == 1 else f"{label}: seed {seeds[0]}"
     return {
-        "data": data_figure(first.series, first.bounds, data_label),
+        "data": data_figure(first.series, first.bounds, data_label, fcs[0].names, fcs[0].units),
         **forecast_figures(fcs, label),
     }
 

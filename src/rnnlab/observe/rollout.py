@@ -28,6 +28,8 @@ class Forecasts:
     context: torch.Tensor  # (L, C) the first test window, where the rollout starts
     rollout: torch.Tensor  # (K, C) the model's own predictions fed back
     persistence: torch.Tensor  # (K, C) the last context point, held
+    names: tuple[str, ...] = ("sin", "cos")  # of the channels, as figures label them
+    units: str = ""  # what the values are in, when not the data's own: "standardised"
 
     @property
     def rollout_errors(self) -> torch.Tensor:
@@ -63,6 +65,8 @@ def forecasts(predict: nn.Module, dm: Any, steps: int | None = None) -> list[For
             t.unsqueeze(0) for t in (inputs, truth, one_step, rollout)
         )
     index = torch.arange(start + seq_len, start + seq_len + n)
+    first = dm.members[0]
+    scaled = "standardised" if first.record() else ""  # a series' scale: z, not its units
     return [
         Forecasts(
             index=index,
@@ -72,6 +76,8 @@ def forecasts(predict: nn.Module, dm: Any, steps: int | None = None) -> list[For
             context=inputs[r, 0],
             rollout=rollout[r],
             persistence=inputs[r, 0, -1].expand(steps, -1),
+            names=tuple(first.channel_names),
+            units=scaled,
         )
         for r in range(len(inputs))
     ]

@@ -109,10 +109,10 @@ def build_datamodule(cfg: DictConfig) -> WindowDataModule:
 def forecaster_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """The Forecaster's keyword arguments: ``model``, and the input and output sizes of the
     task."""
-    task = datamodule_class(cfg)
+    input_size, output_size = datamodule_class(cfg).model_sizes(cfg.data)
     return dict(
-        input_size=task.channels,
-        output_size=task.output_size,
+        input_size=input_size,
+        output_size=output_size,
         **OmegaConf.to_container(cfg.model, resolve=True),
     )
 
@@ -267,6 +267,7 @@ def train_and_test(
         if model.keeps_best_weights
         else job.best.best_model_path or None,
         config=OmegaConf.to_container(cfg, resolve=True),
+        **dm.record(),  # a series' scale (data_scale): its forecasts in the data's units
     )
     _log_hparams(trainer, cfg, result)
     if trainer.is_global_zero:  # one metrics.json per run, also under DDP

@@ -354,6 +354,7 @@ def _finish_job(
         **{k: run[k] for k in ("fit_seconds", "resumed_after_epochs", "time_s")},
         params=count_parameters(module),
         forecasting=job.dm.forecasting,
+        **job.dm.record(),  # a series' scale: its forecasts in the data's units
         best_checkpoint=str(best) if has_best else None,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
