@@ -119,6 +119,19 @@ def test_load_sweep_refuses_what_holds_no_jobs(tmp_path):
         rnnlab.load_sweep(tmp_path)
 
 
+def test_load_sweep_numbers_single_runs_by_their_names(tmp_path):
+    """Runs that rnnlab.train put in one folder, named as a sweep names its jobs: Hydra's record
+    of a single run has no job number ("???"), so the name gives it."""
+    from helpers import write_job
+
+    for num, nonlinearity in enumerate(("tanh", "relu")):
+        job = write_job(tmp_path, num, [f"model.nonlinearity={nonlinearity}"], test=0.1 + num)
+        (job / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: RUN\n  job:\n    num: ???\n")
+    nets = rnnlab.load_sweep(tmp_path)
+    assert list(nets["job"]) == [0, 1]
+    assert list(nets["model.nonlinearity"]) == ["tanh", "relu"]
+
+
 def _exact(record: dict) -> dict:
     return {key: record.get(key) for key in EXACT}
 
