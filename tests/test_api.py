@@ -223,3 +223,35 @@ def test_load_sweep_reads_a_command_line_sweep(tmp_path):
         for replica in run.metrics["replicas"]:
             row = nets[(nets["model"] == cell) & (nets["seed"] == replica["seed"])]
             assert row[M.TEST_MSE].item() == replica[M.TEST_MSE]
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_returns_and_resumes(tmp_path):
+    """The kernel's interrupt (SIGINT) once: the run stops at the epoch's end and train returns
+    it with status interrupted (the command line exits 130 instead); train(resume=) goes on."""
+    import os
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    code = (
+        "import rnnlab\n"
+        f"overrides = ['trainer.max_epochs=500', *{list(SMALL)!r}]\n"
+        f"run = rnnlab.train(overrides, run_dir={str(run_dir)!r})\n"
+        "print('STATUS', run.status, run.metrics['epochs'])\n"
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "last.ckpt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    status, epochs = out.decode().split("STATUS ")[1].split()
+    assert status == "interrupted" and 1 <= int(epochs) < 500
+    resumed = rnnlab.train([f"resume={run_dir}", f"trainer.max_epochs={int(epochs) + 1}"])
+    assert resumed.status == "ok" and resumed.metrics["epochs"] == int(epochs) + 1
