@@ -2,7 +2,10 @@
 
 The public names below are imported on first use, so ``import rnnlab`` stays torch-free (a bad
 command line is refused in about a second): ``rnnlab.ScratchRNN`` imports torch, ``import
-rnnlab`` does not.
+rnnlab`` does not, and neither does ``rnnlab.train`` until a run trains. The notebook API
+(rnnlab.api, docs/api.md): ``rnnlab.train(overrides, run_dir=None)`` returns a ``rnnlab.Run``;
+``rnnlab.load_run(run_dir)``; ``rnnlab.load_sweep(sweep_dir)``; a config train.py refuses raises
+``rnnlab.ConfigError`` with train.py's line.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ _PUBLIC = {
     "make_windows": "rnnlab.data.tasks",
     "SinCosDataModule": "rnnlab.data.tasks",
     "AddingDataModule": "rnnlab.data.tasks",
+    "train": "rnnlab.api",
+    "load_run": "rnnlab.api",
+    "load_sweep": "rnnlab.api",
+    "Run": "rnnlab.api",
+    "ConfigError": "rnnlab.config.errors",
 }
 __all__ = sorted(_PUBLIC)
 

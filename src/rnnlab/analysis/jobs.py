@@ -90,7 +90,9 @@ def read_job(path: Path, fallback_num: int) -> Job:
 
         excluded = unnamed_keys()
     match = re.match(r"(\d+)_", path.name)
-    num = job_cfg.get("num", int(match.group(1)) if match else fallback_num)
+    num = job_cfg.get("num")  # a single run's is "???" (missing): then from its name
+    if not isinstance(num, int):
+        num = int(match.group(1)) if match else fallback_num
     multirun = hydra_cfg.get("mode", "MULTIRUN") == "MULTIRUN" if hydra_cfg else True
     lines = _read_yaml(path / ".hydra" / "overrides.yaml") or []
     try:
