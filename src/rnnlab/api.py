@@ -307,14 +307,14 @@ def load_run(run_dir: str | Path) -> Run:
 
 def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:
     """A sweep's networks as a pandas DataFrame, one row per trained network (a ``replicas=R``
-    job gives R): ``job``, ``seed``, ``status``, a column per swept factor and every final
-    metric (rnnlab.analysis.groups.networks). Raises :class:`ConfigError` for a directory that
-    holds no jobs."""
-    from rnnlab.analysis.jobs import collect, not_a_jobs_dir
+    job gives R): the sweep's ``networks.csv`` (rnnlab.analysis.networks.networks_table):
+    ``job``, ``seed``, ``status``, a column per swept factor, every final metric and the
+    diagnostics. Raises :class:`ConfigError` for a directory that holds no jobs."""
+    from rnnlab.analysis.jobs import not_a_jobs_dir
 
     problem = not_a_jobs_dir(Path(sweep_dir))
     if problem:
         raise ConfigError(problem)
-    from rnnlab.analysis.groups import networks  # pandas and scipy: a second
+    from rnnlab.analysis.networks import networks_table  # pandas and scipy: a second
 
-    return networks(collect(Path(sweep_dir)))
+    return networks_table(sweep_dir)
