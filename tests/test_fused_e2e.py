@@ -183,3 +183,32 @@ def test_an_optuna_search_cannot_be_resumed_and_says_so(tmp_path):
         f"error: resume={tmp_path} cannot resume this sweep: its sweeper (OptunaSweeper) chooses "
         "each trial from the ones before and does not save its state; start it again"
     ]
+
+
+def test_packs_side_by_side_and_as_submitit_jobs_give_the_same_networks(tmp_path):
+    args = ("model=scratch,torch", "replicas=2", "trainer.max_epochs=2", *SMALL)
+    here, side, submitted = tmp_path / "here", tmp_path / "side", tmp_path / "submitit"
+    sweep(here, *args, "hydra/launcher=fused")
+    sweep(side, *args, "hydra/launcher=fused", "hydra.launcher.n_jobs=2")
+    proc = sweep(
+        submitted,
+        *args,
+        "hydra/launcher=fused",
+        "hydra.launcher.executor=submitit",
+        "hydra.launcher.submitit.cluster=local",
+        "hydra.launcher.submitit.timeout_min=10",
+    )
+    assert "2 jobs in 2 packs" in proc.stderr + proc.stdout  # one pack per cell
+    assert list((submitted / ".submitit").glob("*/*_log.out"))  # each pack a submitit job
+    assert_same_networks(side, here, rel=0)
+    assert_same_networks(submitted, here, rel=0)
+
+
+def test_a_bad_launcher_option_is_one_line(tmp_path):
+    proc = run_train(
+        "-m", "hydra/launcher=fused", "hydra.launcher.executor=cloud", f"hydra.sweep.dir={tmp_path}"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: hydra.launcher.executor=cloud is not allowed; expected one of: local, submitit"
+    ]
