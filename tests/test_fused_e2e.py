@@ -212,3 +212,21 @@ def test_a_bad_launcher_option_is_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: hydra.launcher.executor=cloud is not allowed; expected one of: local, submitit"
     ]
+
+
+def test_an_optuna_search_fuses_each_batch_of_trials(tmp_path):
+    proc = sweep(
+        tmp_path,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        "data.seq_len=4",
+        "model.hidden_size=8",
+        "trainer.max_epochs=2",
+        "logger.figures=false",
+        "hydra/launcher=fused",
+    )
+    assert proc.stdout.count("2 jobs in 1 packs of [2] networks") == 2  # each batch one pack
+    best = (tmp_path / "optimization_results.yaml").read_text()
+    values = [json.loads(p.read_text())[M.VAL_MSE_BEST] for p in tmp_path.glob("*/metrics.json")]
+    assert len(values) == 4 and f"best_value: {min(values)}" in best
