@@ -34,9 +34,9 @@ SMALL = (
     "trainer.deterministic=true",
     "logger.figures=false",
 )
-#: Everything a pack's networks may differ in, with replicas; lr 30 makes some diverge.
+#: Everything a pack's networks may differ in, with replicas; lr 1000 makes some diverge.
 SWEEP = (
-    "model.lr=0.01,30",
+    "model.lr=0.01,1000",
     "model.nonlinearity=tanh,relu",
     "trainer.gradient_clip_val=null,1",
     "model.init=torch,identity",

@@ -110,8 +110,8 @@ def test_joblib_gives_the_same_per_job_results_as_basic(mixed_sweeps):
     results = {}
     for launcher, sweep_dir in mixed_sweeps.items():
         table = rows(sweep_dir)
-        # the jobs, multirun.yaml, 4 summary files, sweep.log and its progress state
-        assert len(list(sweep_dir.iterdir())) == 4 + 7
+        # the jobs, multirun.yaml, 5 summary files, sweep.log and its progress state
+        assert len(list(sweep_dir.iterdir())) == 4 + 8
         lines = (sweep_dir / "sweep.log").read_text().splitlines()
         assert sorted(line.split("] ")[0] for line in lines) == [f"[{k}/4" for k in range(1, 5)]
         results[launcher] = {

@@ -127,7 +127,9 @@ class PackForecaster(ReplicaForecaster):
                     bound = _rows(self.clip, p)
                     p.grad.copy_(torch.maximum(torch.minimum(p.grad, bound), -bound))
             return
-        coef = (self.clip / (self.net.grad_norms() + 1e-6)).clamp(max=1.0)
+        # max_norm / (norm + 1e-6), as clip_grad_norm_ computes it with a Python float:
+        # torch divides a number by a tensor as the tensor's reciprocal times the number
+        coef = ((self.net.grad_norms() + 1e-6).reciprocal() * self.clip).clamp(max=1.0)
         self._scale_grads(torch.where(torch.isfinite(self.clip), coef, 1.0))
 
     def configure_optimizers(self):
