@@ -241,7 +241,14 @@ def test_the_error_page_shows_examples():
 
 
 @pytest.mark.parametrize(
-    "name", ["bench.json", "bench_replicas_20epochs.json", "bench_replicas_e2e_60epochs.json"]
+    "name",
+    [
+        "bench.json",
+        "bench_replicas_20epochs.json",
+        "bench_replicas_e2e_60epochs.json",
+        "bench_fused.json",
+        "bench_fused_clipping.json",
+    ],
 )
 def test_the_performance_page_quotes_the_benchmarks_json(name: str):
     """Every target the benchmark measured is quoted as ``python -m rnnlab.bench`` prints it

@@ -226,8 +226,11 @@ class NetworkScalars(Callback):
             log_replica_values(trainer, out, {k: out.take(v) for k, v in values.items()}, step)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.means:  # a pack (rnnlab.models.pack.PackForecaster): each network's own rate
-            self._write(trainer, {"lr-Adam": pl_module.learning_rates()}, trainer.global_step)
+        if self.means and trainer.is_global_zero:  # a pack (rnnlab.models.pack.PackForecaster)
+            rates = pl_module.learning_rates()
+            for out in self.outputs:  # a job's networks share its rate: one value, as alone
+                lr = {"lr-Adam": out.take(rates)[0]}
+                _log_epoch_scalars(trainer, lr, trainer.global_step, [out])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._write(trainer, {M.TRAIN_LOSS: pl_module.train_losses()})
