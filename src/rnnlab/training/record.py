@@ -91,7 +91,7 @@ def network_record(
 def job_results(records: list[dict[str, Any]]) -> dict[str, Any]:
     """metrics.json's results from its networks' records: one network's metrics and
     diagnostics; for several, each final metric's mean over those that finished and its spread
-    across them (``replica_spread``: n, mean, std, 95% bootstrap interval of the mean,
+    across them (``replica_spread``: n, mean, std, 95% t-interval of the mean,
     rnnlab.analysis.stats), the diagnostics' means, and each network's record."""
     if len(records) == 1:
         (record,) = records
