@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from rnnlab import metrics as M
+from rnnlab.bench.fused import networks  # every network's record, by (job directory, seed)
 from rnnlab.models.forecaster import Forecaster
 from rnnlab.models.replicas import ReplicaForecaster
 from tests.conftest import ROOT, run_train
@@ -46,16 +47,6 @@ SWEEP = (
     "trainer.max_epochs=3",
 )
 PER_JOB = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
-
-
-def networks(sweep_dir: Path) -> dict[tuple[str, int], dict]:
-    """Every network's record of a sweep, by (job directory, seed)."""
-    found = {}
-    for path in sorted(sweep_dir.glob("*/metrics.json")):
-        record = json.loads(path.read_text())
-        for net in record.get("replicas") or [record]:
-            found[path.parent.name, net.get("seed", record["config"]["seed"])] = net
-    return found
 
 
 def assert_same_networks(got: Path, want: Path, rel: float = REL) -> None:

@@ -220,6 +220,13 @@ def network_bytes(cfg: DictConfig) -> int:
     return params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states + replica_data_bytes(data)
 
 
+def networks_that_fit(cfg: DictConfig, share: float = 1.0) -> int | None:
+    """How many networks of ``cfg`` fit in ``share`` of this machine's memory while they train
+    (:func:`network_bytes` each); None where the memory cannot be read."""
+    memory = _memory_bytes()
+    return None if memory is None else int(memory * share) // network_bytes(cfg)
+
+
 def _check_size(cfg: DictConfig) -> None:
     """Refuse a network, or ``replicas`` of them, that would not fit in this machine's memory
     while training, before minutes go into building it."""

@@ -9,7 +9,9 @@ registration that happens on import (train.py registers them explicitly).
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,9 +121,6 @@ def report_progress(
     ``[17/72] <job> ok, test MSE 0.00123, ETA 3 min`` (the time left from this sweep's pace
     so far: jobs finished before a resume count as done, not as pace). ``done``: how many
     jobs have finished (default: those with a ``metrics.json``)."""
-    import json
-    import time
-
     from rnnlab.analysis.text import fmt
 
     sweep_dir = Path(sweep_dir)
@@ -151,9 +150,6 @@ class SweepProgress(Callback):
     ran (a joblib worker too); the fused launcher reports its jobs as their packs finish."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        import json
-        import time
-
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         state = {
@@ -164,12 +160,14 @@ class SweepProgress(Callback):
         (sweep_dir / PROGRESS_STATE).write_text(json.dumps(state))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        import json
-
+        from hydra.core.utils import JobStatus
         from hydra.types import RunMode
 
-        if config.hydra.mode != RunMode.MULTIRUN or job_return._return_value is None:
-            return  # a single run; or a job the fused launcher prepared, to train in a pack
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        prepared = job_return.status == JobStatus.COMPLETED and job_return.return_value is None
+        if prepared:  # a job the fused launcher prepared, to train in a pack: reported then
+            return
         run_dir = Path(config.hydra.runtime.output_dir)
         try:
             result = json.loads((run_dir / METRICS_FILE).read_text())

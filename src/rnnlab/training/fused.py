@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import metrics as M
 from rnnlab.config import choices
-from rnnlab.config.checks import network_bytes
+from rnnlab.config.checks import networks_that_fit
 from rnnlab.config.resume import BEST_CHECKPOINT, CHECKPOINT_DIR, last_checkpoint
 from rnnlab.data.tasks import ReplicaDataModule
 from rnnlab.internals import no_profiler
@@ -98,12 +98,10 @@ def plan(configs: Sequence[DictConfig], max_networks: int) -> list[list[int]]:
     groups: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
         groups.setdefault(pack_key(cfg), []).append(i)
-    memory = _memory()
     packs = []
     for members in groups.values():
-        cap = max_networks
-        if memory is not None:
-            cap = max(1, min(cap, int(memory * MEMORY_SHARE) // network_bytes(configs[members[0]])))
+        fit = networks_that_fit(configs[members[0]], MEMORY_SHARE)
+        cap = max_networks if fit is None else max(1, min(max_networks, fit))
         current: list[int] = []
         size = 0
         for i in members:
@@ -115,12 +113,6 @@ def plan(configs: Sequence[DictConfig], max_networks: int) -> list[list[int]]:
             size += n
         packs.append(current)
     return packs
-
-
-def _memory() -> int | None:
-    from rnnlab.config import checks
-
-    return checks._memory_bytes()
 
 
 def pack_dir(sweep_dir: Path, run_dirs: Sequence[Path]) -> Path:
@@ -253,7 +245,6 @@ def run_pack(jobs: Sequence[PackJob], folder: Path) -> list[dict[str, Any]]:
             ends[rows],
             measured,
             clipping[rows],
-            stop,
             fit_seconds=round(fit_seconds, 3),
             resumed_after_epochs=epochs_done,
             time_s=round(time.perf_counter() - began, 3),
@@ -328,7 +319,6 @@ def _finish_job(
     ends: list,
     measured: tuple[list, list],
     clipping: list,
-    stop: StopAtEpochEnd,
     **run: Any,
 ) -> dict[str, Any]:
     """One job's record, figures, checkpoint, HParams session and ``metrics.json``."""

@@ -206,8 +206,7 @@ def finished_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
         return None
     # a resumed sweep also keeps its diverged jobs: resuming one would diverge again
     in_sweep = Path(cfg.resume).resolve() == Path(run_dir).resolve().parent
-    final = ("ok", "diverged") if in_sweep else ("ok",)
-    if record.get("status") == "diverged" and in_sweep:
+    if in_sweep and record.get("status") == "diverged":
         return record
     done = record.get("epochs") or 0
-    return record if record.get("status") in final and done >= cfg.trainer.max_epochs else None
+    return record if record.get("status") == "ok" and done >= cfg.trainer.max_epochs else None
