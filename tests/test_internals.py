@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 
 import pytest
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
@@ -84,6 +85,31 @@ def test_basic_sweep_expansion_and_job_composition_match_hydra(compose_cfg):
         assert {"joblib", "slurm", "submitit_local"} <= set(
             internals.group_options("hydra/launcher")
         )
+
+
+def test_each_job_is_composed_once_and_each_caller_gets_its_own_copy(compose_cfg):
+    from hydra.core.global_hydra import GlobalHydra
+
+    with compose_cfg.initialized():
+        cfg = compose_cfg("sweep=quick", hydra=True)
+        first = next(internals.sweep_job_overrides(cfg))
+        alone = internals.load_job_config(cfg, first)
+        internals.compose_each_job_once(cfg)
+        loader = GlobalHydra.instance().config_loader()
+        a = internals.load_job_config(cfg, first)
+        b = loader.load_sweep_config(cfg, list(first))  # as Hydra's sweeper and launcher call it
+        assert len(loader.rnnlab_composed) == 1  # composed once
+        # unresolved: ${now:...} in the run directory's name differs each time it resolves
+        same = [OmegaConf.to_container(c, resolve=False) for c in (a, b, alone)]
+        assert same[0] == same[1] == same[2] and a is not b
+        a.data.seq_len = 99  # a caller's changes stay its own
+        assert loader.load_sweep_config(cfg, list(first)).data.seq_len == alone.data.seq_len
+        # the sweep's directory, ${now:...}, resolved after the first composition: the job's too
+        sweep_dir = str(cfg.hydra.sweep.dir)
+        assert str(loader.load_sweep_config(cfg, list(first)).hydra.sweep.dir) == sweep_dir
+        other = compose_cfg("sweep=quick", hydra=True)  # another sweep's config is not kept
+        assert loader.load_sweep_config(other, list(first)).data == alone.data
+        assert len(loader.rnnlab_composed) == 1
 
 
 def test_lightning_config_error_is_recognised_once_lightning_is_imported():

@@ -4,8 +4,8 @@
 The launcher prepares every job as Hydra's basic launcher runs one (its directory, ``.hydra/``,
 ``train.log`` and Hydra's callbacks), with a task that only checks it; then it trains the jobs
 that have not finished as packs (rnnlab.training.fused.plan): one after another in this
-process, ``n_jobs`` side by side in worker processes (joblib, like
-``hydra/launcher=joblib``), or one submitit job per pack (``executor=submitit``: SLURM, or
+process, ``n_jobs`` side by side in worker processes forked from it (so they start with its
+imports), or one submitit job per pack (``executor=submitit``: SLURM, or
 submitit's ``local`` executor). Each job's return value is what the sweeper minimises, as
 ``train.py`` returns it, so Optuna fuses each batch of trials.
 """

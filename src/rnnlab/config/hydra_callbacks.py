@@ -41,6 +41,13 @@ def is_basic_sweep(hydra: DictConfig) -> bool:
     return "BasicSweeper" in str(hydra.sweeper.get("_target_", ""))
 
 
+def runs_jobs_here(hydra: DictConfig) -> bool:
+    """Whether the launcher composes and runs the jobs in this process (Hydra's basic launcher,
+    rnnlab's fused one), which then reuse the configs :class:`ValidateConfig` composed."""
+    target = str(hydra.launcher.get("_target_", ""))
+    return target.endswith(("BasicLauncher", "FusedLauncher"))
+
+
 def _validated_jobs(config: DictConfig) -> Iterator[DictConfig]:
     """Each job's config of a basic sweep, validated, one at a time (a sweep's jobs are not all
     held in memory at once)."""
@@ -68,6 +75,8 @@ class ValidateConfig(Callback):
             if not is_basic_sweep(config.hydra):
                 validate(config)  # the values every job shares; the sweeper's are checked later
             else:
+                if runs_jobs_here(config.hydra):
+                    internals.compose_each_job_once(config)
                 check_distinct_seeds(_validated_jobs(config))  # and no two train the same seed
             check_output_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
         except ConfigError as err:

@@ -460,9 +460,13 @@ def _run_safely(jobs: Sequence[PackJob], folder: Path) -> list[dict[str, Any]] |
         return [err] * len(jobs)
 
 
+def _run_packed(arg: tuple[Sequence[PackJob], Path]) -> list[dict[str, Any]] | list[Exception]:
+    return _run_safely(*arg)
+
+
 def _run_all(args: list[tuple[Any, Path]], n_jobs: int, executor: str, submitit: dict[str, Any]):
     """Each pack's results, in order, as each finishes: here one after another, or in
-    ``n_jobs`` worker processes (joblib), or as submitit jobs."""
+    ``n_jobs`` forked worker processes, or as submitit jobs."""
     if executor == "submitit":
         import submitit as sub
 
@@ -480,10 +484,12 @@ def _run_all(args: list[tuple[Any, Path]], n_jobs: int, executor: str, submitit:
         for job in submitted:
             yield job.result()
     elif n_jobs > 1 and len(args) > 1:
-        from joblib import Parallel, delayed
+        # Forked workers start with this process's imports (Lightning: about 6 s a process
+        # here) and its logging; a fresh worker (joblib's loky) would import everything again.
+        import multiprocessing
 
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-        yield from parallel(delayed(_run_safely)(jobs, folder) for jobs, folder in args)
+        with multiprocessing.get_context("fork").Pool(min(n_jobs, len(args))) as pool:
+            yield from pool.imap(_run_packed, args)
     else:
         for jobs, folder in args:
             yield _run_safely(jobs, folder)
