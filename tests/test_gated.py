@@ -294,12 +294,13 @@ def test_train_py_trains_each_gated_cell(tmp_path):
 
 @pytest.mark.slow
 def test_a_fused_sweep_of_gated_cells_equals_the_basic_launchers(tmp_path):
+    import pandas as pd
+
     from tests.test_fused_e2e import SMALL as SMALL_SWEEP
     from tests.test_fused_e2e import assert_same_networks, sweep
 
     grid = (
         "model=gru,lstm",
-        "model.lr=0.01,0.03",
         "model.init=torch,orthogonal",
         "replicas=2",
         "trainer.max_epochs=2",
@@ -308,4 +309,29 @@ def test_a_fused_sweep_of_gated_cells_equals_the_basic_launchers(tmp_path):
     proc = sweep(tmp_path / "fused", *grid, "hydra/launcher=fused")
     sweep(tmp_path / "basic", *grid)
     assert_same_networks(tmp_path / "fused", tmp_path / "basic")
-    assert "8 jobs in 2 packs" in proc.stderr + proc.stdout  # one pack per cell
+    assert "4 jobs in 2 packs" in proc.stderr + proc.stdout  # one pack per cell
+    table = pd.read_csv(tmp_path / "fused" / "networks.csv")
+    assert len(table) == 8 and (table["status"] == "ok").all()
+    spectra = [c for c in table if M.SPECTRAL_RADIUS in c or M.SIGMA_MAX in c]
+    assert spectra and table[spectra].isna().all().all()  # undefined for gated cells: empty
+    assert table[M.diagnostics_tag(M.GRAD_FIRST_OVER_LAST)].gt(0).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GATED)
+def test_a_compiled_gated_cell_computes_the_eager_ones_function(name):
+    """``model.compile=true``: the gated step through torch.compile, outputs and gradients."""
+    cls = GATED[name][0]
+    torch.manual_seed(0)
+    eager, compiled = cls(2, 8, 2), cls(2, 8, 2, compile=True)
+    compiled.load_state_dict(eager.state_dict())
+    assert compiled.recurrence.step is not None and eager.recurrence.step is None
+    x = torch.randn(4, 6, 2)
+    outs = []
+    for cell in (eager, compiled):
+        out, h_n = cell(x)
+        _loss(out, h_n).backward()
+        outs.append(out)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+    for p, q in zip(compiled.parameters(), eager.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-5)
