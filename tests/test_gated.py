@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
 from rnnlab import metrics as M
@@ -287,6 +288,10 @@ def test_train_py_trains_each_gated_cell(tmp_path):
         diag = record[M.DIAGNOSTICS]
         assert diag[M.SPECTRAL_RADIUS] == diag[M.SIGMA_MAX] == [None]  # undefined, per layer
         assert len(diag[M.GRAD_NORM_BY_STEP]) == 4 and all(g > 0 for g in diag[M.GRAD_NORM_BY_STEP])
+        events = EventAccumulator(str(tmp_path / cell / "tb"))
+        scalars = events.Reload().Tags()["scalars"]
+        assert M.diagnostics_tag(M.GRAD_FIRST_OVER_LAST) in scalars
+        assert not [t for t in scalars if M.SPECTRAL_RADIUS in t or M.SIGMA_MAX in t]
         model = Forecaster.load_from_checkpoint(tmp_path / cell / "checkpoints" / "best.ckpt")
         assert type(model.cell) is GATED[cell][0]
         assert f"{cell} cell" in proc.stdout
