@@ -87,7 +87,7 @@ def signal_after_first_checkpoint(
 #: The default runs, by the command line after ``python train.py``: each cell's, and the same
 #: with each cell's own initialisation (``model.init=native``, the default before ``torch``).
 DEFAULT_RUNS = tuple(
-    f"model={cell}{init}" for init in ("", " model.init=native") for cell in choices.CELLS
+    f"model={cell}{init}" for init in ("", " model.init=native") for cell in choices.VANILLA_CELLS
 )
 
 

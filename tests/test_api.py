@@ -32,7 +32,7 @@ def test_a_refused_config_is_a_config_error_without_torch(tmp_path):
     code = (
         "import sys, rnnlab\n"
         "try:\n"
-        "    rnnlab.train(['model=lstm'])\n"
+        "    rnnlab.train(['model=gpt'])\n"
         "except rnnlab.ConfigError as err:\n"
         "    print(err)\n"
         "assert 'torch' not in sys.modules, 'rnnlab.train imported torch for a bad config'\n"
@@ -41,7 +41,7 @@ def test_a_refused_config_is_a_config_error_without_torch(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert proc.stdout.strip() == (
-        "model=lstm is not a known model; expected one of: concat, scratch, torch"
+        "model=gpt is not a known model; expected one of: concat, gru, lstm, scratch, torch"
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -30,7 +30,7 @@ BAD_INPUTS = {
     "model.num_layers=0": ">= 1",
     "model.nonlinearity=sigmoid": "tanh, relu",
     "model.loss=first": "last, every",
-    "model=lstm": "concat, scratch, torch",
+    "model=gpt": "concat, gru, lstm, scratch, torch",
     "model.lr=-1": "> 0",
     "data.batch_size=0": ">= 1",
     "data.splits=[0.9,0.2,0.1]": "sum to 1 (these sum to 1.2)",
@@ -57,7 +57,7 @@ BAD_INPUTS = {
     "model.readout=mlp": "linear, concat",
     "model.readout_activation=relu": "identity, tanh",
     "model.scheduler=step": "cosine, none",
-    "model.cell=lstm": "scratch, concat, torch",
+    "model.cell=gpt": "scratch, concat, torch, gru, lstm",
     "seed=-1": "0 to 4294967295",
     "seed=4294967296": "0 to 4294967295",
     "threads=0": ">= 1",
@@ -146,7 +146,7 @@ def test_allowed_values_are_the_ones_the_code_implements():
         act = model.Forecaster(cell="scratch", readout_activation=name).readout.act
         assert type(act).__name__.lower() == name
     for key, bad in [
-        ("cell", "lstm"),
+        ("cell", "gpt"),
         ("nonlinearity", "sigmoid"),
         ("readout", "mlp"),
         ("readout_activation", "relu"),
@@ -170,8 +170,8 @@ def test_each_map_of_choices_has_exactly_the_allowed_names():
 
 
 def test_a_name_outside_a_map_is_the_one_line_error():
-    with pytest.raises(ConfigError, match=r"^model.cell=lstm is not allowed; expected one of: "):
-        cells.build_cell("lstm", 2, 4)
+    with pytest.raises(ConfigError, match=r"^model.cell=gpt is not allowed; expected one of: "):
+        cells.build_cell("gpt", 2, 4)
     with pytest.raises(ConfigError, match=r"^model.init=xavier is not allowed; expected one of"):
         cells.initialize(cells.ScratchRNN(2, 4), "xavier", torch.Generator())
     with pytest.raises(ConfigError, match=r"^data=\[1\] is not allowed; expected one of: sinc"):

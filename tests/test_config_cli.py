@@ -93,7 +93,7 @@ def test_bad_replicas_line_names_replicas_and_what_is_allowed(results, case):
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path):
-    proc = run_train("model=lstm", f"hydra.run.dir={tmp_path}/run", env={"HYDRA_FULL_ERROR": "1"})
+    proc = run_train("model=gpt", f"hydra.run.dir={tmp_path}/run", env={"HYDRA_FULL_ERROR": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 

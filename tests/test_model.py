@@ -89,7 +89,7 @@ def test_training_reduces_validation_error(loss, tmp_path):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("loss", "first"), ("readout", "mlp"), ("nonlinearity", "sigmoid"), ("cell", "lstm")],
+    [("loss", "first"), ("readout", "mlp"), ("nonlinearity", "sigmoid"), ("cell", "gpt")],
 )
 def test_bad_choices_name_the_key_and_allowed_values(key, value):
     with pytest.raises(ValueError, match=value):

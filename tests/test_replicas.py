@@ -32,7 +32,7 @@ def forecasters(n: int, seed: int = 0, **kwargs) -> list[Forecaster]:
 @pytest.mark.parametrize("readout", choices.READOUTS)
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("nonlinearity", choices.NONLINEARITIES)
-@pytest.mark.parametrize("cell", choices.CELLS)
+@pytest.mark.parametrize("cell", choices.VANILLA_CELLS)
 def test_each_replica_gives_its_cells_outputs_and_gradients(cell, nonlinearity, layers, readout):
     kwargs = dict(cell=cell, nonlinearity=nonlinearity, num_layers=layers, readout=readout)
     nets = forecasters(3, **{**SMALL, **kwargs})

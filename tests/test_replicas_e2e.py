@@ -87,7 +87,7 @@ def launched(tmp_path_factory):
     thread; the machine has two cores), longest first: ``(out dir, {name: future})``. Each
     process costs a Python, torch and Lightning start-up, so runs alone share a sweep."""
     out = tmp_path_factory.mktemp("replicas_e2e")
-    cells, seeds = ",".join(choices.CELLS), ",".join(map(str, SEEDS))
+    cells, seeds = ",".join(choices.VANILLA_CELLS), ",".join(map(str, SEEDS))
     tasks = {
         # 1. the runs of seeds 10, 11, 12 alone: the 9 jobs of one basic sweep (a sweep job is a
         # run of its own: same seed_everything, data and Trainer as `python train.py seed=s`)
@@ -103,7 +103,7 @@ def launched(tmp_path_factory):
         **{
             cell: (run_train, f"model={cell}", f"replicas={R}", f"seed={SEED}", *COMMON,
                    f"hydra.run.dir={out}/{cell}")
-            for cell in choices.CELLS
+            for cell in choices.VANILLA_CELLS
         },
     }  # fmt: skip
     pool = ThreadPoolExecutor(max_workers=2)
@@ -127,14 +127,14 @@ def finished(launched, name: str) -> Path:
 def equivalence(launched) -> dict[str, tuple[Path, dict[int, dict]]]:
     """For each cell: the replicas=3 seed=10 job's directory, and the records of the runs of
     seeds 10, 11 and 12 alone by seed."""
-    alone: dict[str, dict[int, dict]] = {cell: {} for cell in choices.CELLS}
+    alone: dict[str, dict[int, dict]] = {cell: {} for cell in choices.VANILLA_CELLS}
     for job in job_dirs(finished(launched, "alone")):
         record = metrics(job)
         alone[record["config"]["model"]["cell"]][record["config"]["seed"]] = record
-    return {cell: (finished(launched, cell), alone[cell]) for cell in choices.CELLS}
+    return {cell: (finished(launched, cell), alone[cell]) for cell in choices.VANILLA_CELLS}
 
 
-@pytest.mark.parametrize("cell", choices.CELLS)
+@pytest.mark.parametrize("cell", choices.VANILLA_CELLS)
 def test_each_replica_ends_as_its_own_run_of_its_seed(equivalence, cell):
     run_dir, alone = equivalence[cell]
     job = metrics(run_dir)
@@ -159,7 +159,7 @@ def test_each_replica_ends_as_its_own_run_of_its_seed(equivalence, cell):
     assert job["steps"] == alone[SEED]["steps"]  # same number of batches as one run
 
 
-@pytest.mark.parametrize("cell", choices.CELLS)
+@pytest.mark.parametrize("cell", choices.VANILLA_CELLS)
 def test_top_level_metrics_are_the_replicas_mean(equivalence, cell):
     job = metrics(equivalence[cell][0])
     for name in (M.TEST_MSE, M.VAL_MSE_BEST):
@@ -174,7 +174,7 @@ def test_top_level_metrics_are_the_replicas_mean(equivalence, cell):
 # -- 5. a replica extracted from the checkpoint is an ordinary Forecaster -----------------------
 
 
-@pytest.mark.parametrize("cell", choices.CELLS)
+@pytest.mark.parametrize("cell", choices.VANILLA_CELLS)
 def test_a_replica_extracted_from_the_last_checkpoint_scores_its_test_mse(equivalence, cell):
     from omegaconf import OmegaConf
 

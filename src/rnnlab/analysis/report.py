@@ -544,6 +544,7 @@ def reproduction_section(dirs: list[Path], out: Figures) -> list[str]:
     weights, and the concat cell's rollout tracking sin/cos (from a study's concat job)."""
     import torch
 
+    from rnnlab.config.choices import VANILLA_CELLS
     from rnnlab.models.cells import CELLS
 
     lines = ["## Reproduction of the source texts", ""]
@@ -551,7 +552,7 @@ def reproduction_section(dirs: list[Path], out: Figures) -> list[str]:
     rnn = torch.nn.RNN(2, 32, num_layers=2, batch_first=True)
     x = torch.randn(16, 50, 2)
     reference, _ = rnn(x)
-    for cls in CELLS.values():
+    for cls in map(CELLS.get, VANILLA_CELLS):
         diff = (cls.from_torch(rnn)(x)[0] - reference).abs().max().item()
         lines.append(
             f"- `{cls.__name__}` with nn.RNN's weights (2 layers, hidden 32, 50 steps): "

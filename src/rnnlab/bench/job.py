@@ -21,7 +21,7 @@ from rnnlab.bench.common import (
     median,
     table,
 )
-from rnnlab.config.choices import CELLS as CELL_NAMES
+from rnnlab.config.choices import VANILLA_CELLS as CELL_NAMES
 from rnnlab.observe import diagnostics, figures
 from rnnlab.training.experiment import build_datamodule, build_model, build_trainer, train_and_test
 

@@ -27,7 +27,7 @@ from rnnlab.bench.common import (
     sync,
     table,
 )
-from rnnlab.config.choices import CELLS as CELL_NAMES
+from rnnlab.config.choices import VANILLA_CELLS as CELL_NAMES
 from rnnlab.internals import CheapHookName
 from rnnlab.models.forecaster import Forecaster, optimizer_and_schedule
 from rnnlab.models.network import Networks

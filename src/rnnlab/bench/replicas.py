@@ -17,7 +17,7 @@ from typing import Any
 
 from rnnlab.bench.common import checkout, compose, interleaved, median, table
 from rnnlab.bench.run import run_process
-from rnnlab.config.choices import CELLS as CELL_NAMES
+from rnnlab.config.choices import VANILLA_CELLS as CELL_NAMES
 from rnnlab.training.experiment import train_and_test
 
 E2E_SEEDS = 5  # the end-to-end sweep: 3 cells x 5 seeds, 15 networks

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.bench.common import checkout, compose, interleaved, median, table
-from rnnlab.config.choices import CELLS as CELL_NAMES
+from rnnlab.config.choices import VANILLA_CELLS as CELL_NAMES
 
 # Runs the command given after it and prints its wall seconds and peak RSS. A child's peak RSS
 # starts at its parent's RSS at fork, so the measured process is started from this small

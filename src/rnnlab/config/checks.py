@@ -154,6 +154,7 @@ def _validate_model(model: DictConfig, data: DictConfig) -> None:
     choices.check_choice(
         "model.readout_activation", model.readout_activation, choices.READOUT_ACTIVATIONS
     )
+    choices.check_cell_keys(model.cell, model.nonlinearity, model.init)
     choices.check_choice("model.loss", model.loss, choices.LOSS_MODES)
     if data.name == "adding" and model.loss != "last":
         raise invalid(
@@ -169,11 +170,16 @@ def _validate_model(model: DictConfig, data: DictConfig) -> None:
     choices.check_choice("model.scheduler", model.scheduler, choices.SCHEDULERS)
 
 
-def estimated_parameters(input_size: int, hidden_size: int, num_layers: int) -> int:
-    """Parameters of a cell and its linear readout (nn.RNN's count: two biases per layer)."""
-    first = hidden_size * (input_size + hidden_size + 2)
-    rest = (num_layers - 1) * hidden_size * (2 * hidden_size + 2)
+def estimated_parameters(input_size: int, hidden_size: int, num_layers: int, gates: int = 1) -> int:
+    """Parameters of a cell and its linear readout (nn.RNN's count: two biases per layer; a
+    gated cell has ``gates`` times the cell's, ``choices.GATED_CELLS``)."""
+    first = gates * hidden_size * (input_size + hidden_size + 2)
+    rest = (num_layers - 1) * gates * hidden_size * (2 * hidden_size + 2)
     return first + rest + input_size * (hidden_size + 1)
+
+
+def _gates(model: DictConfig) -> int:
+    return choices.GATED_CELLS.get(model.cell, 1)
 
 
 def _memory_bytes() -> int | None:
@@ -209,14 +215,17 @@ def network_bytes(cfg: DictConfig) -> int:
     at most the whole training split), and its own data. A job of ``replicas`` networks, or a
     pack of fused jobs (rnnlab.training.fused), needs that many times as much."""
     model, data = cfg.model, cfg.data
-    params = estimated_parameters(_channels(data), model.hidden_size, model.num_layers)
+    params = estimated_parameters(
+        _channels(data), model.hidden_size, model.num_layers, _gates(model)
+    )
     if data.name == "adding":
         examples = data.n_train
     else:
         points = len(series_of(data).values) if data.name in SERIES_TASKS else data.n_points
         examples = choices.split_sizes(points, data.splits)[0] - data.seq_len
     batch = min(data.batch_size, max(examples, 1))
-    states = batch * data.seq_len * model.hidden_size * model.num_layers
+    # a gated cell keeps each gate's activations for backward, about one state per gate
+    states = batch * data.seq_len * model.hidden_size * model.num_layers * _gates(model)
     return params * TRAIN_BYTES_PER_PARAM + 3 * 4 * states + replica_data_bytes(data)
 
 
@@ -231,7 +240,9 @@ def _check_size(cfg: DictConfig) -> None:
     """Refuse a network, or ``replicas`` of them, that would not fit in this machine's memory
     while training, before minutes go into building it."""
     model = cfg.model
-    params = estimated_parameters(_channels(cfg.data), model.hidden_size, model.num_layers)
+    params = estimated_parameters(
+        _channels(cfg.data), model.hidden_size, model.num_layers, _gates(model)
+    )
     one = network_bytes(cfg)
     need = one * cfg.replicas  # each replica has its own parameters, states and data
     memory = _memory_bytes()

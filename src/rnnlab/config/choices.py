@@ -14,11 +14,19 @@ from typing import Any, TypeVar
 
 from rnnlab.config.errors import invalid
 
-CELLS = ("scratch", "concat", "torch")  # rnnlab.models.cells.CELLS: ScratchRNN, ...
+VANILLA_CELLS = ("scratch", "concat", "torch")  # h_t = act(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)
+#: The gated reference cells and their gates (blocks of W_ih and W_hh per layer, nn.GRU's r, z,
+#: n and nn.LSTM's i, f, g, o): their activations are fixed (sigmoid gates, tanh candidates).
+GATED_CELLS = {"gru": 3, "lstm": 4}
+CELLS = (*VANILLA_CELLS, *GATED_CELLS)  # rnnlab.models.cells.CELLS: ScratchRNN, ..., LSTMRNN
 NONLINEARITIES = ("tanh", "relu")  # rnnlab.models.cells.ACTIVATIONS: torch.tanh, torch.relu
 READOUTS = ("linear", "concat")  # rnnlab.models.forecaster: LinearReadout, ConcatReadout
 READOUT_ACTIVATIONS = ("identity", "tanh")  # nn.Identity, nn.Tanh
 INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.INITS
+#: The inits that mean something for a gated cell: torch (nn.GRU's and nn.LSTM's own uniform
+#: draw) and orthogonal (each gate's block of W_hh); native would repeat torch's draw, identity
+#: is IRNN's, for a vanilla relu cell.
+GATED_INITS = ("torch", "orthogonal")
 LOSS_MODES = ("last", "every")  # the final step of the window only, or every step
 SCHEDULERS = ("cosine", "none")  # CosineAnnealingLR over trainer.max_epochs, or a constant lr
 SPLIT_NAMES = ("train", "val", "test")  # in time order
@@ -56,6 +64,25 @@ def check_choice(key: str, value: Any, allowed: Sequence[str]) -> None:
     """Raise the one-line :class:`~rnnlab.config.errors.ConfigError` unless ``value`` is allowed."""
     if not isinstance(value, str) or value not in allowed:
         raise invalid(key, value, "one of: " + ", ".join(allowed))
+
+
+def check_cell_keys(cell: str, nonlinearity: str | None = None, init: str | None = None) -> None:
+    """Refuse a ``model.nonlinearity`` or ``model.init`` (None: not checked) that means nothing
+    for ``model.cell``: a gated cell's activations are fixed, and it draws only
+    :data:`GATED_INITS`."""
+    if cell not in GATED_CELLS:
+        return
+    if nonlinearity is not None and nonlinearity != "tanh":
+        raise invalid(
+            "model.nonlinearity",
+            nonlinearity,
+            f"tanh with model.cell={cell} (its activations are fixed: sigmoid gates, tanh "
+            "candidate)",
+        )
+    if init is not None and init not in GATED_INITS:
+        raise invalid(
+            "model.init", init, f"one of: {', '.join(GATED_INITS)} with model.cell={cell}"
+        )
 
 
 def lookup(key: str, value: Any, options: Mapping[str, T]) -> T:

@@ -128,12 +128,15 @@ class ModelConfig:
     cell: str = key(f"the recurrent cell: {_one_of(choices.CELLS)} (set by model=...)")
     init: str = key(
         f"initial weights: {_one_of(choices.INITS)}; torch: nn.RNN's U(+-1/sqrt(H)) for every "
-        "cell; native: each cell's own layers' defaults; identity: IRNN; orthogonal W_hh",
+        "cell; native: each cell's own layers' defaults; identity: IRNN; orthogonal W_hh (each "
+        f"gate's block); gru, lstm: {_one_of(choices.GATED_INITS)}",
         "torch",
     )
     hidden_size: int = key("hidden units per layer", 32)
     num_layers: int = key("stacked recurrent layers", 1)
-    nonlinearity: str = key(f"the cell's activation: {_one_of(choices.NONLINEARITIES)}", "tanh")
+    nonlinearity: str = key(
+        f"the cell's activation: {_one_of(choices.NONLINEARITIES)} (gru, lstm: tanh, fixed)", "tanh"
+    )
     readout: str = key(
         f"{_one_of(choices.READOUTS)}: W h_t, or the concat cell's act(W [h_(t-1), x_t])",
         "linear",

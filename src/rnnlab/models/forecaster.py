@@ -177,6 +177,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         output_size = input_size if output_size is None else output_size
         choices.check_choice("model.loss", loss, choices.LOSS_MODES)
         choices.check_choice("model.scheduler", scheduler, choices.SCHEDULERS)
+        choices.check_cell_keys(cell, nonlinearity, init)
         self.save_hyperparameters()
         # Drawn before the cells build their own layers, which draw different amounts each;
         # rnnlab.models.cells.initialize checks the scheme's name.

@@ -10,7 +10,6 @@ configured networks, say) implements these members and runs under the same drive
 callbacks.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,8 +28,9 @@ class Networks(NamedTuple):
 
     ``predict`` is an nn.Module whose ``forward(x, last_only=False)`` gives per-step
     predictions as the module's own;
-    ``layers`` has ``num_layers``, ``act`` and ``layer_weights(k)`` (nn.RNN's layout; stacked
-    ``(N, ...)`` for several networks), what the gradient-flow diagnostics run the window with;
+    ``layers`` has ``num_layers``, ``recurrence`` and ``layer_weights(k)`` (nn.RNN's layout;
+    stacked ``(N, ...)`` for several networks), what the gradient-flow diagnostics run the
+    window with;
     ``readout`` maps ``(x_t, h_{t-1}, h_t)`` to the prediction.
     """
 

@@ -6,10 +6,10 @@ tensors), stacked on a leading dimension of size R. So replica r *is* its cell: 
 decay and the schedule act elementwise, and each replica's gradient is its own loss's, hence
 an optimiser step on the stack is the step each network would take alone.
 
-The arithmetic is cells.py's, one batched matrix product per time step (``torch.baddbmm``)
-instead of one per network: at these sizes a step costs its overhead, not its flops, so R
-networks cost little more than one. All three cells run this loop over their own parameters
-(read through ``Cell.layout``): for nn.RNN's four tensors it is the same function nn.RNN
+The arithmetic is cells.py's (each cell's ``Recurrence``), one batched matrix product per time
+step (``torch.baddbmm``) instead of one per network: at these sizes a step costs its overhead,
+not its flops, so R networks cost little more than one. All cells run this loop over their own
+parameters (read through ``Cell.layout``): for nn.RNN's four tensors it is the same function nn.RNN
 computes, and faster for R > 1 than R nn.RNN calls or a block-diagonal nn.RNN (README,
 Performance). cells.py stays the readable reference, and tests/test_replica_net.py checks
 each replica against the cell built from its weights, outputs and gradients.
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rnnlab.models.cells import Weights, compiled_step, row_activation, top_layer_states
+from rnnlab.models.cells import Weights, top_layer_states
 from rnnlab.models.forecaster import READOUTS, Forecaster, read_out
 
 _SEP = "/"  # a parameter's name with "/" for "."  (module attribute names cannot hold ".")
@@ -53,10 +53,8 @@ class ReplicaNet(nn.Module):
         self.num_layers = cell.num_layers
         # each network's own activation (a pack may mix them: rnnlab.models.pack)
         self.nonlinearities = [net.cell.nonlinearity for net in networks]
-        self.act = row_activation(self.nonlinearities)
+        self.recurrence = self.cell_class.recurrence_of(self.nonlinearities, compile)
         self.readout_act = first.readout.act
-        uniform = len(set(self.nonlinearities)) == 1
-        self.step = compiled_step(self.nonlinearities[0]) if compile and uniform else None
         self.names = [name for name, _ in first.named_parameters()]  # the cell's, the readout's
         with torch.no_grad():
             self.stacked = nn.ParameterDict(
@@ -115,7 +113,7 @@ class ReplicaNet(nn.Module):
             self.cell_class.layout(lambda n: self.param(f"cell.{n}"), k, self.hidden_size)
             for k in range(self.num_layers)
         ]
-        return torch.stack(top_layer_states(x, layers, self.act, self.step), -2)
+        return torch.stack(top_layer_states(x, layers, self.recurrence), -2)
 
     def readout(self, x: torch.Tensor, h_prev: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Every replica's readout (the Forecaster's ``readout(x, h_prev, h)``, stacked)."""

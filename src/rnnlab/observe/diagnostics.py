@@ -11,6 +11,7 @@ steps, a lower learning rate is the better fix.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,10 +26,19 @@ from rnnlab.models.network import Networks, Readout
 def spectra(layers: Any) -> dict[str, list[Any]]:
     """Spectral radius and largest singular value of each layer's ``W_hh`` (float64), from a
     cell (``num_layers`` and ``layer_weights(k)``, in nn.RNN's layout); for replicas (stacked
-    ``(R, H, H)`` weights) each layer's entry is a list of R values."""
+    ``(R, H, H)`` weights) each layer's entry is a list of R values.
+
+    NaN for a gated cell (GRU, LSTM): its step Jacobian is not ``W_hh^T diag(act')`` but mixes
+    the gates' blocks of W_hh, scaled by gate values, so no spectrum of W_hh bounds it as
+    Pascanu et al.'s does a vanilla cell's. metrics.json shows it as null per layer."""
     radius, sigma = [], []
     for k in range(layers.num_layers):
         w = layers.layer_weights(k)[1].double().cpu()  # W_hh, in nn.RNN's layout
+        if w.shape[-2] != w.shape[-1]:  # a gated cell's gates' blocks: no one step Jacobian
+            nan = torch.full(w.shape[:-2], torch.nan).tolist()
+            radius.append(nan)
+            sigma.append(nan)
+            continue
         # A replica frozen when its weights stopped being finite has no spectrum (NaN), and
         # LAPACK refuses non-finite input: decompose zeros in its place.
         finite = w.isfinite().flatten(-2).all(-1)
@@ -44,10 +54,12 @@ def grad_norm_by_step(layers: Any, readout: Readout, x: torch.Tensor, y: torch.T
     """``||dL/dh_t||`` for every step t of the window, for the top layer's hidden state, where
     L is the MSE of the prediction at the last step (the last-step loss).
 
-    The window is run again with the cell's own weights (``layers``: ``num_layers``, ``act``,
-    ``layer_weights(k)`` in nn.RNN's layout) by rnnlab.models.cells.top_layer_states, which
-    keeps each ``h_t``, so that autograd can report the total derivative through every later
-    step, not only through the readout. The norm is over the batch and the hidden units. For
+    The window is run again with the cell's own weights (``layers``: ``num_layers``,
+    ``recurrence``, ``layer_weights(k)`` in nn.RNN's layout) by
+    rnnlab.models.cells.top_layer_states, which keeps each ``h_t``, so that autograd can report
+    the total derivative through every later step, not only through the readout. The norm is
+    over the batch and the hidden units. For an LSTM ``h_t`` is its output state: the norm is
+    of ``dL/dh_t`` only (the paths through the cell state are in it, ``dL/dc_t`` is not). For
     replicas (``(R, B, L, C)`` inputs, stacked weights) the result is one such list per
     replica, from each replica's own loss.
     """
@@ -55,7 +67,8 @@ def grad_norm_by_step(layers: Any, readout: Readout, x: torch.Tensor, y: torch.T
     weights = [layers.layer_weights(k) for k in range(layers.num_layers)]
     # Callers may sit in Lightning's no-grad or inference-mode evaluation loop.
     with torch.inference_mode(False), torch.enable_grad():
-        states = top_layer_states(x, weights, layers.act, track=True)
+        # the eager step: the window's re-run needs no compiled one
+        states = top_layer_states(x, weights, replace(layers.recurrence, step=None), track=True)
         prediction = read_out(readout, x, torch.stack(states, -2), last_only=True)
         errors = nn.functional.mse_loss(prediction, y[..., -1:, :], reduction="none")
         # each replica's own loss; their sum keeps the replicas' gradients apart

@@ -381,7 +381,9 @@ class GradientFlow(Callback):
         scalars = {M.GRAD_FIRST_OVER_LAST: reach}
         for k in range(len(measured[0][M.SPECTRAL_RADIUS])):
             for name in (M.SPECTRAL_RADIUS, M.SIGMA_MAX):
-                scalars[f"{name}_l{k}"] = [found[name][k] for found in measured]
+                values = [found[name][k] for found in measured]
+                if not all(math.isnan(v) for v in values):  # a gated cell's: not defined
+                    scalars[f"{name}_l{k}"] = values
         tagged = {M.diagnostics_tag(k): v for k, v in scalars.items()}
         _log_epoch_scalars(trainer, tagged, step, self.outputs)
 
