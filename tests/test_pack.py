@@ -13,23 +13,42 @@ from rnnlab.config import choices
 from rnnlab.data.tasks import ReplicaDataModule, SinCosDataModule
 from rnnlab.models.cells import ACTIVATIONS, row_activation
 from rnnlab.models.forecaster import Forecaster
-from rnnlab.models.pack import PackForecaster, StackedAdam
+from rnnlab.models.pack import PackForecaster, StackedAdam, StackedSGD
 from rnnlab.training.fused import pack_key, plan
 from tests.test_replicas import DATA, PoisonReplica, trainer
 
 BASE = dict(cell="scratch", hidden_size=8, input_size=2)
 
 
+#: Each stacked optimizer, the torch optimizer each of its rows must equal, and per-row
+#: keyword arguments: learning rates, weight decays (zero and not) and SGD's momentum (zero
+#: and not) that differ between rows.
+STACKED = {
+    "adam": (
+        StackedAdam,
+        torch.optim.Adam,
+        dict(lr=[0.1, 0.01, 0.003], weight_decay=[0, 1e-3, 0.1]),
+    ),
+    "sgd": (
+        StackedSGD,
+        torch.optim.SGD,
+        dict(lr=[0.1, 0.01, 0.1], momentum=[0.9, 0.0, 0.5], weight_decay=[0.0, 1e-3, 0.1]),
+    ),
+}
+
+
 @pytest.mark.parametrize("scheduler", ["none", "cosine"])
-def test_the_stacked_adam_takes_each_rows_own_adam_step(scheduler):
+@pytest.mark.parametrize("optimizer", STACKED)
+def test_the_stacked_optimizer_takes_each_rows_own_step(optimizer, scheduler):
+    stacked_cls, torch_cls, rows_kwargs = STACKED[optimizer]
     gen = torch.Generator().manual_seed(0)
-    lr, decay = [0.1, 0.01, 0.003], [0.0, 1e-3, 0.1]
     stacked = torch.nn.Parameter(torch.randn(3, 5, 4, generator=gen))
     rows = [torch.nn.Parameter(stacked.detach()[r].clone()) for r in range(3)]
     optimizers = [
-        torch.optim.Adam([p], lr=a, weight_decay=d) for p, a, d in zip(rows, lr, decay, strict=True)
+        torch_cls([p], **{k: v[r] for k, v in rows_kwargs.items()}, foreach=True)
+        for r, p in enumerate(rows)
     ]
-    fused = StackedAdam([stacked], lr=lr, weight_decay=decay)
+    fused = stacked_cls([stacked], **rows_kwargs)
     schedules = []
     if scheduler == "cosine":
         schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5) for o in optimizers]
@@ -47,6 +66,8 @@ def test_the_stacked_adam_takes_each_rows_own_adam_step(scheduler):
     for r, p in enumerate(rows):
         assert torch.equal(stacked.detach()[r], p.detach()), r  # bit for bit
     assert not torch.equal(stacked.detach()[0], stacked.detach()[1])
+    rates = [o.param_groups[0]["lr"] for o in optimizers]
+    assert fused.rates().tolist() == pytest.approx(rates, rel=1e-15)
 
 
 @pytest.mark.parametrize("order", [["tanh", "tanh", "relu"], ["relu", "tanh", "relu", "tanh"]])

@@ -31,17 +31,100 @@ from rnnlab.models.forecaster import with_schedule
 from rnnlab.models.replicas import ReplicaForecaster, _rows
 
 
-class StackedAdam(torch.optim.Optimizer):
-    """Adam (``torch.optim.Adam``'s update, L2 weight decay added to the gradient) over
-    parameters stacked on a leading dimension of networks, row r with learning rate ``lr[r]``
-    and weight decay ``weight_decay[r]``. The param group's ``lr`` is a factor on every row's
-    rate (1 at the start): a learning-rate schedule sets it, as it sets Adam's ``lr``.
+class RowValues:
+    """A per-row coefficient (``(N,)``: each network's learning rate, weight decay) as its
+    distinct values, each with the rows that have it, but ``skip`` (a decay of 0: nothing to
+    apply). :meth:`apply` applies each value by the very operation torch's optimizer applies it
+    with as a number, so each row gets that operation's rounding."""
 
-    Each row takes the step ``torch.optim.Adam(lr=lr[r], weight_decay=weight_decay[r])`` takes
-    on that row alone, in the same floating-point operations (tests/test_pack.py compares them
-    bit for bit): the decay by each distinct value in turn, the step size in double precision
-    then cast, and ``addcdiv`` as Adam's own update.
-    """
+    def __init__(self, values: torch.Tensor, skip: float | None = None) -> None:
+        self.groups = [(v, values == v) for v in values.unique().tolist() if v != skip]
+        self.every_row = len(self.groups) == 1 and bool(self.groups[0][1].all())
+        self._on: dict[torch.device, list[torch.Tensor]] = {}  # the rows, on each device
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+    def apply(
+        self,
+        like: torch.Tensor,
+        op: Callable[[float], torch.Tensor],
+        otherwise: torch.Tensor,
+    ) -> torch.Tensor:
+        """``op(value)`` on the rows of each value, ``otherwise`` on the rest (one operation
+        where one value covers every row)."""
+        if self.every_row:
+            return op(self.groups[0][0])
+        if like.device not in self._on:
+            self._on[like.device] = [rows.to(like.device) for _, rows in self.groups]
+        out = otherwise
+        for (value, _), rows in zip(self.groups, self._on[like.device], strict=True):
+            out = torch.where(_rows(rows, like), op(value), out)
+        return out
+
+
+class StackedOptimizer(torch.optim.Optimizer):
+    """What :class:`StackedAdam` and :class:`StackedSGD` share: parameters stacked on a leading
+    dimension of networks, row r with its own learning rate ``lr[r]`` and L2 weight decay
+    ``weight_decay[r]`` (added to the gradient, as torch's optimizers add it). The param group's
+    ``lr`` is a factor on every row's rate (1 at the start): a learning-rate schedule sets it,
+    as it sets a lone optimizer's ``lr``. ``row_keys``: the Forecaster's keys each row has, the
+    keyword arguments of the subclass.
+
+    A subclass's :meth:`_update` takes each row's step in the floating-point operations of the
+    torch optimizer it stands for (tests/test_pack.py compares them bit for bit)."""
+
+    row_keys: tuple[str, ...] = ("lr", "weight_decay")
+    #: the torch optimizer's class name, which Lightning's LearningRateMonitor puts in ``lr-<name>``
+    stands_for = ""
+
+    def __init__(
+        self,
+        params: Any,
+        lr: Sequence[float],
+        weight_decay: Sequence[float],
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(params, {"lr": 1.0, **(defaults or {})})
+        self.row_lr = torch.as_tensor(lr, dtype=torch.float64)
+        self.row_weight_decay = torch.as_tensor(weight_decay, dtype=torch.float64)
+        self.decays = RowValues(self.row_weight_decay, skip=0.0)
+
+    def _decayed(self, grad: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """``grad + weight_decay[r] * p`` row by row, as torch's ``grad.add(p, alpha=wd)``."""
+        if not self.decays:
+            return grad
+        return self.decays.apply(p, lambda d: grad.add(p, alpha=d), grad)
+
+    def rates(self) -> torch.Tensor:
+        """Each row's learning rate now, ``(N,)`` in float64: its own times the schedule's."""
+        return self.row_lr * self.param_groups[0]["lr"]
+
+    def _update(
+        self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]
+    ) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, self._decayed(p.grad, p), self.state[p], group)
+        return loss
+
+
+class StackedAdam(StackedOptimizer):
+    """Adam (``torch.optim.Adam``'s update) per row: row r takes the step
+    ``torch.optim.Adam(lr=lr[r], weight_decay=weight_decay[r])`` takes on that row alone: the
+    decay by each distinct value in turn, the step size in double precision then cast, and
+    ``addcdiv`` as Adam's own update."""
+
+    stands_for = "Adam"
 
     def __init__(
         self,
@@ -51,45 +134,69 @@ class StackedAdam(torch.optim.Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
     ) -> None:
-        super().__init__(params, {"lr": 1.0, "betas": betas, "eps": eps})
-        self.row_lr = torch.as_tensor(lr, dtype=torch.float64)
-        self.row_weight_decay = torch.as_tensor(weight_decay, dtype=torch.float64)
-        self.decays = [d for d in self.row_weight_decay.unique().tolist() if d != 0]
+        super().__init__(params, lr, weight_decay, {"betas": betas, "eps": eps})
 
-    def _decayed(self, grad: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """``grad + weight_decay[r] * p`` row by row, as Adam's ``grad.add(p, alpha=wd)``."""
-        for decay in self.decays:
-            rows = _rows((self.row_weight_decay == decay).to(p.device), p)
-            grad = torch.where(rows, grad.add(p, alpha=decay), grad)
-        return grad
+    def _update(
+        self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]
+    ) -> None:
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        t = state["step"].item()
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.lerp_(grad, 1 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        # Adam: p += (-lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        step_size = -(self.row_lr * group["lr"]) / (1 - beta1**t)
+        denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(group["eps"])
+        p.addcdiv_(m * _rows(step_size.to(p.device, p.dtype), p), denom)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                grad = self._decayed(p.grad, p) if self.decays else p.grad
-                state["step"] += 1
-                t = state["step"].item()
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.lerp_(grad, 1 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                # Adam: p += (-lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-                step_size = -(self.row_lr * group["lr"]) / (1 - beta1**t)
-                denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(group["eps"])
-                p.addcdiv_(m * _rows(step_size.to(p.device, p.dtype), p), denom)
-        return loss
+
+class StackedSGD(StackedOptimizer):
+    """SGD with momentum (``torch.optim.SGD``'s update, no dampening, no Nesterov) per row: row
+    r takes the step ``torch.optim.SGD(lr=lr[r], momentum=momentum[r],
+    weight_decay=weight_decay[r])`` takes on that row alone::
+
+        g = grad + weight_decay[r] p
+        buf = g                         at the first step, then  buf = momentum[r] buf + g
+        p = p - lr[r] buf
+
+    A row of momentum 0 steps along ``g`` itself (``0 buf + g`` is ``g``), as torch's SGD,
+    which keeps no buffer then. ``momentum[r] buf`` is one float32 product, as torch's (it
+    multiplies by the momentum as a float32 number); the step, torch's fused
+    ``p.add(buf, alpha=-lr)``, is taken once per distinct learning rate."""
+
+    row_keys = ("lr", "momentum", "weight_decay")
+    stands_for = "SGD"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: Sequence[float],
+        momentum: Sequence[float],
+        weight_decay: Sequence[float],
+    ) -> None:
+        super().__init__(params, lr, weight_decay)
+        self.row_momentum = torch.as_tensor(momentum, dtype=torch.float32)
+        self.rates_of = RowValues(self.row_lr)  # rows of one learning rate share one step
+        self.with_momentum = bool(self.row_momentum.any())
+
+    def _update(
+        self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]
+    ) -> None:
+        if self.with_momentum:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = grad.clone()
+            else:
+                m = _rows(self.row_momentum.to(p.device), p)
+                state["momentum_buffer"].mul_(m).add_(grad)
+            grad = state["momentum_buffer"]
+        factor = group["lr"]
+        stepped = self.rates_of.apply(p, lambda lr: p.add(grad, alpha=-(lr * factor)), p)
+        p.copy_(stepped)
 
 
 class PackForecaster(ReplicaForecaster):
@@ -98,8 +205,8 @@ class PackForecaster(ReplicaForecaster):
 
     Everything but the cell's arithmetic and layout may differ between networks: ``lr``,
     ``weight_decay``, ``init``, ``nonlinearity``, ``loss``, the seed, the clipping; the rest
-    (sizes, cell, readout, schedule) is one for the pack. ``clip_algorithm``: the Trainer's
-    ``gradient_clip_algorithm`` the jobs share.
+    (sizes, cell, readout, schedule) is one for the pack.
+    ``clip_algorithm``: the Trainer's ``gradient_clip_algorithm`` the jobs share.
     """
 
     def __init__(self, networks: Sequence[dict[str, Any]], clip_algorithm: str = "norm") -> None:
@@ -141,5 +248,4 @@ class PackForecaster(ReplicaForecaster):
 
     def learning_rates(self) -> torch.Tensor:
         """Each network's learning rate now, ``(N,)`` (what ``lr-Adam`` shows for a run)."""
-        optimizer = self.trainer.optimizers[0]
-        return (optimizer.row_lr * optimizer.param_groups[0]["lr"]).float()
+        return self.trainer.optimizers[0].rates().float()
