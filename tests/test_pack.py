@@ -106,14 +106,22 @@ def _pack(networks: list[dict], callbacks=()) -> PackForecaster:
     return pack
 
 
-@pytest.mark.parametrize("loss", ["last", "mixed"])
+#: The same networks under SGD, with momentum (zero and not) and SGD's larger rates.
+SGD_NETWORKS = [
+    {**n, "optimizer": "sgd", "lr": lr, "momentum": m}
+    for n, lr, m in zip(NETWORKS, (0.1, 0.3, 0.03, 0.1), (0.9, 0.0, 0.5, 0.9), strict=True)
+]
+
+
+@pytest.mark.parametrize("loss", ["last", "mixed", "sgd"])
 def test_each_network_of_a_pack_trains_as_in_its_own_run(loss):
     networks = [
         {**n, "loss": ("every" if r % 2 else "last") if loss == "mixed" else "last"}
-        for r, n in enumerate(NETWORKS)
+        for r, n in enumerate(SGD_NETWORKS if loss == "sgd" else NETWORKS)
     ]
     pack = _pack(networks)
     assert pack.mixed_loss == (loss == "mixed")
+    assert pack.learning_rate_tag() == ("lr-SGD" if loss == "sgd" else "lr-Adam")
     for r, net in enumerate(networks):
         alone = _alone(net)
         for name, param in alone.named_parameters():
@@ -143,11 +151,14 @@ def test_packs_join_jobs_that_differ_only_in_what_a_pack_lets_differ(compose_cfg
         "model.loss=every",
         "trainer.gradient_clip_val=1",
         "replicas=4",
+        "model.momentum=0.5",
     ]
     assert {o.split("=")[0] for o in fusable} == {*choices.FUSABLE, "replicas"}
-    base = pack_key(compose_cfg())
+    sgd = "model.optimizer=sgd"  # the optimizer a momentum is allowed with
+    base = pack_key(compose_cfg(sgd))
     for override in fusable:
-        assert pack_key(compose_cfg(override)) == base, override
+        assert pack_key(compose_cfg(sgd, override)) == base, override
+    assert pack_key(compose_cfg()) != base  # Adam's networks and SGD's: two packs
     for override in (
         "model=concat",
         "model.hidden_size=16",

@@ -20,6 +20,7 @@ READOUTS = ("linear", "concat")  # rnnlab.models.forecaster: LinearReadout, Conc
 READOUT_ACTIVATIONS = ("identity", "tanh")  # nn.Identity, nn.Tanh
 INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.INITS
 LOSS_MODES = ("last", "every")  # the final step of the window only, or every step
+OPTIMIZERS = ("adam", "sgd")  # rnnlab.models.forecaster.OPTIMIZERS: torch.optim.Adam, SGD
 SCHEDULERS = ("cosine", "none")  # CosineAnnealingLR over trainer.max_epochs, or a constant lr
 SPLIT_NAMES = ("train", "val", "test")  # in time order
 DATASETS = ("sincos", "adding", "csv", "sunspots")  # data.tasks.DATAMODULES, schema.DATA_SCHEMAS
@@ -43,6 +44,7 @@ FUSABLE = (
     "seed",
     "model.lr",
     "model.weight_decay",
+    "model.momentum",
     "model.init",
     "model.nonlinearity",
     "model.loss",

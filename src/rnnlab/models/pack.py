@@ -8,10 +8,12 @@ in its own order, with its own loss mode, and is frozen and recorded on its own 
 diverges, as the replicas of one configuration are. What a pack adds is what replicas share
 through the Trainer and the optimizer:
 
-- ``model.lr`` and ``model.weight_decay`` per network (:class:`StackedAdam`): Adam's step does
-  not depend on the gradient's scale, so a per-network learning rate cannot come from scaling
-  gradients; the stacked Adam keeps each row's moments and takes each row's step with its own
-  rate and decay, under the schedule all rows share (its factor is the group's ``lr``);
+- ``model.lr``, ``model.weight_decay`` and SGD's ``model.momentum`` per network
+  (:class:`StackedAdam`, :class:`StackedSGD`, by ``model.optimizer``, one per pack): Adam's
+  step does not depend on the gradient's scale, so a per-network learning rate cannot come
+  from scaling gradients; the stacked optimizer keeps each row's state (Adam's moments, SGD's
+  momentum buffer) and takes each row's step with its own rate, decay and momentum, under the
+  schedule all rows share (its factor is the group's ``lr``);
 - ``trainer.gradient_clip_val`` per network (null: none), each clipping its own gradient's norm
   (or its values, with ``gradient_clip_algorithm=value``).
 
@@ -27,6 +29,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from rnnlab.config import choices
 from rnnlab.models.forecaster import with_schedule
 from rnnlab.models.replicas import ReplicaForecaster, _rows
 
@@ -204,8 +207,8 @@ class PackForecaster(ReplicaForecaster):
     ``trainer.gradient_clip_val``, None for none) and its Forecaster keyword arguments.
 
     Everything but the cell's arithmetic and layout may differ between networks: ``lr``,
-    ``weight_decay``, ``init``, ``nonlinearity``, ``loss``, the seed, the clipping; the rest
-    (sizes, cell, readout, schedule) is one for the pack.
+    ``weight_decay``, ``momentum``, ``init``, ``nonlinearity``, ``loss``, the seed, the
+    clipping; the rest (sizes, cell, readout, optimizer, schedule) is one for the pack.
     ``clip_algorithm``: the Trainer's ``gradient_clip_algorithm`` the jobs share.
     """
 
@@ -240,12 +243,21 @@ class PackForecaster(ReplicaForecaster):
         self._scale_grads(torch.where(torch.isfinite(self.clip), coef, 1.0))
 
     def configure_optimizers(self):
-        lr = [h["lr"] for h in self.row_hparams]
-        decay = [h["weight_decay"] for h in self.row_hparams]
-        optimizer = StackedAdam(self.net.parameters(), lr=lr, weight_decay=decay)
-        scheduler = self.forecaster_hparams["scheduler"]
-        return with_schedule(optimizer, scheduler, self.trainer.max_epochs)
+        hparams = self.forecaster_hparams  # model.optimizer: one for the pack
+        stacked = choices.lookup("model.optimizer", hparams["optimizer"], STACKED_OPTIMIZERS)
+        rows = {key: [h[key] for h in self.row_hparams] for key in stacked.row_keys}
+        optimizer = stacked(self.net.parameters(), **rows)
+        return with_schedule(optimizer, hparams["scheduler"], self.trainer.max_epochs)
 
     def learning_rates(self) -> torch.Tensor:
-        """Each network's learning rate now, ``(N,)`` (what ``lr-Adam`` shows for a run)."""
+        """Each network's learning rate now, ``(N,)`` (what ``lr-Adam`` or ``lr-SGD`` shows for
+        a run)."""
         return self.trainer.optimizers[0].rates().float()
+
+    def learning_rate_tag(self) -> str:
+        """The tag Lightning's LearningRateMonitor gives a run's learning rate: ``lr-Adam``."""
+        return f"lr-{self.trainer.optimizers[0].stands_for}"
+
+
+#: ``model.optimizer``: the stacked optimizer of each name (rnnlab.models.forecaster.OPTIMIZERS).
+STACKED_OPTIMIZERS: dict[str, type[StackedOptimizer]] = {"adam": StackedAdam, "sgd": StackedSGD}
