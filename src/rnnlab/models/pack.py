@@ -22,8 +22,9 @@ Which jobs may share a pack, and how their rows are ordered, is rnnlab.training.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import lightning as L
@@ -35,35 +36,27 @@ from rnnlab.models.replicas import ReplicaForecaster, _rows
 
 
 class RowValues:
-    """A per-row coefficient (``(N,)``: each network's learning rate, weight decay) as its
-    distinct values, each with the rows that have it, but ``skip`` (a decay of 0: nothing to
-    apply). :meth:`apply` applies each value by the very operation torch's optimizer applies it
-    with as a number, so each row gets that operation's rounding."""
+    """A per-row coefficient (``(N,)``: each network's learning rate, weight decay) as runs of
+    adjacent rows that share a value, but those of ``skip`` (a decay of 0: nothing to apply):
+    ``for value, rows in row_values: t[rows].add_(..., alpha=value)`` applies each value by the
+    very operation torch's optimizer applies it with as a number, on a view of its rows, so each
+    row gets that operation's rounding; one operation per run (one in all where every row has
+    the same value; rnnlab.training.fused puts a job's rows, its replicas, next to each other)."""
 
     def __init__(self, values: torch.Tensor, skip: float | None = None) -> None:
-        self.groups = [(v, values == v) for v in values.unique().tolist() if v != skip]
-        self.every_row = len(self.groups) == 1 and bool(self.groups[0][1].all())
-        self._on: dict[torch.device, list[torch.Tensor]] = {}  # the rows, on each device
+        self.runs: list[tuple[float, slice]] = []
+        start = 0
+        for value, run in itertools.groupby(values.tolist()):
+            stop = start + len(list(run))
+            if value != skip:
+                self.runs.append((value, slice(start, stop)))
+            start = stop
 
     def __bool__(self) -> bool:
-        return bool(self.groups)
+        return bool(self.runs)
 
-    def apply(
-        self,
-        like: torch.Tensor,
-        op: Callable[[float], torch.Tensor],
-        otherwise: torch.Tensor,
-    ) -> torch.Tensor:
-        """``op(value)`` on the rows of each value, ``otherwise`` on the rest (one operation
-        where one value covers every row)."""
-        if self.every_row:
-            return op(self.groups[0][0])
-        if like.device not in self._on:
-            self._on[like.device] = [rows.to(like.device) for _, rows in self.groups]
-        out = otherwise
-        for (value, _), rows in zip(self.groups, self._on[like.device], strict=True):
-            out = torch.where(_rows(rows, like), op(value), out)
-        return out
+    def __iter__(self) -> Iterator[tuple[float, slice]]:
+        return iter(self.runs)
 
 
 class StackedOptimizer(torch.optim.Optimizer):
@@ -97,7 +90,10 @@ class StackedOptimizer(torch.optim.Optimizer):
         """``grad + weight_decay[r] * p`` row by row, as torch's ``grad.add(p, alpha=wd)``."""
         if not self.decays:
             return grad
-        return self.decays.apply(p, lambda d: grad.add(p, alpha=d), grad)
+        grad = grad.clone()
+        for decay, rows in self.decays:
+            grad[rows].add_(p[rows], alpha=decay)
+        return grad
 
     def rates(self) -> torch.Tensor:
         """Each row's learning rate now, ``(N,)`` in float64: its own times the schedule's."""
@@ -124,7 +120,7 @@ class StackedOptimizer(torch.optim.Optimizer):
 class StackedAdam(StackedOptimizer):
     """Adam (``torch.optim.Adam``'s update) per row: row r takes the step
     ``torch.optim.Adam(lr=lr[r], weight_decay=weight_decay[r])`` takes on that row alone: the
-    decay by each distinct value in turn, the step size in double precision then cast, and
+    decay by each run of rows in turn, the step size in double precision then cast, and
     ``addcdiv`` as Adam's own update."""
 
     stands_for = "Adam"
@@ -170,7 +166,7 @@ class StackedSGD(StackedOptimizer):
     A row of momentum 0 steps along ``g`` itself (``0 buf + g`` is ``g``), as torch's SGD,
     which keeps no buffer then. ``momentum[r] buf`` is one float32 product, as torch's (it
     multiplies by the momentum as a float32 number); the step, torch's fused
-    ``p.add(buf, alpha=-lr)``, is taken once per distinct learning rate."""
+    ``p.add_(buf, alpha=-lr)``, is taken on the rows of each learning rate in turn."""
 
     row_keys = ("lr", "momentum", "weight_decay")
     stands_for = "SGD"
@@ -184,7 +180,7 @@ class StackedSGD(StackedOptimizer):
     ) -> None:
         super().__init__(params, lr, weight_decay)
         self.row_momentum = torch.as_tensor(momentum, dtype=torch.float32)
-        self.rates_of = RowValues(self.row_lr)  # rows of one learning rate share one step
+        self.rates_of = RowValues(self.row_lr)
         self.with_momentum = bool(self.row_momentum.any())
 
     def _update(
@@ -197,9 +193,8 @@ class StackedSGD(StackedOptimizer):
                 m = _rows(self.row_momentum.to(p.device), p)
                 state["momentum_buffer"].mul_(m).add_(grad)
             grad = state["momentum_buffer"]
-        factor = group["lr"]
-        stepped = self.rates_of.apply(p, lambda lr: p.add(grad, alpha=-(lr * factor)), p)
-        p.copy_(stepped)
+        for lr, rows in self.rates_of:
+            p[rows].add_(grad[rows], alpha=-(lr * group["lr"]))
 
 
 class PackForecaster(ReplicaForecaster):
