@@ -13,23 +13,42 @@ from rnnlab.config import choices
 from rnnlab.data.tasks import ReplicaDataModule, SinCosDataModule
 from rnnlab.models.cells import ACTIVATIONS, row_activation
 from rnnlab.models.forecaster import Forecaster
-from rnnlab.models.pack import PackForecaster, StackedAdam
+from rnnlab.models.pack import PackForecaster, StackedAdam, StackedSGD
 from rnnlab.training.fused import pack_key, plan
 from tests.test_replicas import DATA, PoisonReplica, trainer
 
 BASE = dict(cell="scratch", hidden_size=8, input_size=2)
 
 
+#: Each stacked optimizer, the torch optimizer each of its rows must equal, and per-row
+#: keyword arguments: learning rates, weight decays (zero and not) and SGD's momentum (zero
+#: and not) that differ between rows.
+STACKED = {
+    "adam": (
+        StackedAdam,
+        torch.optim.Adam,
+        dict(lr=[0.1, 0.01, 0.003], weight_decay=[0, 1e-3, 0.1]),
+    ),
+    "sgd": (
+        StackedSGD,
+        torch.optim.SGD,
+        dict(lr=[0.1, 0.01, 0.1], momentum=[0.9, 0.0, 0.5], weight_decay=[0.0, 1e-3, 0.1]),
+    ),
+}
+
+
 @pytest.mark.parametrize("scheduler", ["none", "cosine"])
-def test_the_stacked_adam_takes_each_rows_own_adam_step(scheduler):
+@pytest.mark.parametrize("optimizer", STACKED)
+def test_the_stacked_optimizer_takes_each_rows_own_step(optimizer, scheduler):
+    stacked_cls, torch_cls, rows_kwargs = STACKED[optimizer]
     gen = torch.Generator().manual_seed(0)
-    lr, decay = [0.1, 0.01, 0.003], [0.0, 1e-3, 0.1]
     stacked = torch.nn.Parameter(torch.randn(3, 5, 4, generator=gen))
     rows = [torch.nn.Parameter(stacked.detach()[r].clone()) for r in range(3)]
     optimizers = [
-        torch.optim.Adam([p], lr=a, weight_decay=d) for p, a, d in zip(rows, lr, decay, strict=True)
+        torch_cls([p], **{k: v[r] for k, v in rows_kwargs.items()}, foreach=True)
+        for r, p in enumerate(rows)
     ]
-    fused = StackedAdam([stacked], lr=lr, weight_decay=decay)
+    fused = stacked_cls([stacked], **rows_kwargs)
     schedules = []
     if scheduler == "cosine":
         schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5) for o in optimizers]
@@ -47,6 +66,8 @@ def test_the_stacked_adam_takes_each_rows_own_adam_step(scheduler):
     for r, p in enumerate(rows):
         assert torch.equal(stacked.detach()[r], p.detach()), r  # bit for bit
     assert not torch.equal(stacked.detach()[0], stacked.detach()[1])
+    rates = [o.param_groups[0]["lr"] for o in optimizers]
+    assert fused.rates().tolist() == pytest.approx(rates, rel=1e-15)
 
 
 @pytest.mark.parametrize("order", [["tanh", "tanh", "relu"], ["relu", "tanh", "relu", "tanh"]])
@@ -85,14 +106,22 @@ def _pack(networks: list[dict], callbacks=()) -> PackForecaster:
     return pack
 
 
-@pytest.mark.parametrize("loss", ["last", "mixed"])
+#: The same networks under SGD, with momentum (zero and not) and SGD's larger rates.
+SGD_NETWORKS = [
+    {**n, "optimizer": "sgd", "lr": lr, "momentum": m}
+    for n, lr, m in zip(NETWORKS, (0.1, 0.3, 0.03, 0.1), (0.9, 0.0, 0.5, 0.9), strict=True)
+]
+
+
+@pytest.mark.parametrize("loss", ["last", "mixed", "sgd"])
 def test_each_network_of_a_pack_trains_as_in_its_own_run(loss):
     networks = [
         {**n, "loss": ("every" if r % 2 else "last") if loss == "mixed" else "last"}
-        for r, n in enumerate(NETWORKS)
+        for r, n in enumerate(SGD_NETWORKS if loss == "sgd" else NETWORKS)
     ]
     pack = _pack(networks)
     assert pack.mixed_loss == (loss == "mixed")
+    assert pack.learning_rate_tag() == ("lr-SGD" if loss == "sgd" else "lr-Adam")
     for r, net in enumerate(networks):
         alone = _alone(net)
         for name, param in alone.named_parameters():
@@ -122,11 +151,14 @@ def test_packs_join_jobs_that_differ_only_in_what_a_pack_lets_differ(compose_cfg
         "model.loss=every",
         "trainer.gradient_clip_val=1",
         "replicas=4",
+        "model.momentum=0.5",
     ]
     assert {o.split("=")[0] for o in fusable} == {*choices.FUSABLE, "replicas"}
-    base = pack_key(compose_cfg())
+    sgd = "model.optimizer=sgd"  # the optimizer a momentum is allowed with
+    base = pack_key(compose_cfg(sgd))
     for override in fusable:
-        assert pack_key(compose_cfg(override)) == base, override
+        assert pack_key(compose_cfg(sgd, override)) == base, override
+    assert pack_key(compose_cfg()) != base  # Adam's networks and SGD's: two packs
     for override in (
         "model=concat",
         "model.hidden_size=16",

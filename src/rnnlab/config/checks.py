@@ -168,6 +168,25 @@ def _validate_model(model: DictConfig, data: DictConfig) -> None:
         "a number >= 0",
     )
     choices.check_choice("model.scheduler", model.scheduler, choices.SCHEDULERS)
+    _validate_optimizer(model)
+
+
+def _validate_optimizer(model: DictConfig) -> None:
+    """``model.optimizer``, and ``model.momentum``: SGD's, 0 <= m < 1 (at 1 the buffer sums
+    every gradient and never forgets); Adam has its own (betas), so a momentum with Adam would
+    be silently ignored."""
+    choices.check_choice("model.optimizer", model.optimizer, choices.OPTIMIZERS)
+    momentum = model.momentum
+    _check(
+        "model.momentum", momentum, lambda v: _is_number(v) and 0 <= v < 1, "a number 0 <= m < 1"
+    )
+    if model.optimizer == "adam" and momentum != 0:
+        raise invalid(
+            "model.momentum",
+            momentum,
+            "0 with model.optimizer=adam (momentum is SGD's; Adam has its own moments), or "
+            "model.optimizer=sgd",
+        )
 
 
 def estimated_parameters(input_size: int, hidden_size: int, num_layers: int, gates: int = 1) -> int:

@@ -28,6 +28,7 @@ INITS = ("torch", "native", "identity", "orthogonal")  # rnnlab.models.cells.INI
 #: is IRNN's, for a vanilla relu cell.
 GATED_INITS = ("torch", "orthogonal")
 LOSS_MODES = ("last", "every")  # the final step of the window only, or every step
+OPTIMIZERS = ("adam", "sgd")  # rnnlab.models.forecaster.OPTIMIZERS: torch.optim.Adam, SGD
 SCHEDULERS = ("cosine", "none")  # CosineAnnealingLR over trainer.max_epochs, or a constant lr
 SPLIT_NAMES = ("train", "val", "test")  # in time order
 DATASETS = ("sincos", "adding", "csv", "sunspots")  # data.tasks.DATAMODULES, schema.DATA_SCHEMAS
@@ -51,6 +52,7 @@ FUSABLE = (
     "seed",
     "model.lr",
     "model.weight_decay",
+    "model.momentum",
     "model.init",
     "model.nonlinearity",
     "model.loss",

@@ -147,8 +147,16 @@ class ModelConfig:
     loss: str = key(
         f"{_one_of(choices.LOSS_MODES)}: loss on the final step, or on every step", "last"
     )
-    lr: float = key("Adam's learning rate", 0.01)
-    weight_decay: float = key("Adam's weight decay", 0.0)
+    optimizer: str = key(
+        f"{_one_of(choices.OPTIMIZERS)}: torch.optim.Adam, or torch.optim.SGD, whose step scales "
+        "with the gradient (so clipping bounds it); a constant lr: model.scheduler=none",
+        "adam",
+    )
+    lr: float = key("the optimizer's learning rate", 0.01)
+    momentum: float = key(
+        "SGD's momentum m, 0 <= m < 1: buf = m buf + g, p -= lr buf (0: plain SGD; adam: 0)", 0.0
+    )
+    weight_decay: float = key("the optimizer's weight decay: L2, wd p added to the gradient", 0.0)
     scheduler: str = key(f"learning-rate schedule: {_one_of(choices.SCHEDULERS)}", "cosine")
     compile: bool = key(
         "torch.compile the time step of the Python-loop cells (slower on CPU)", False

@@ -166,7 +166,9 @@ class Forecaster(CheapHookName, L.LightningModule):
         readout: str = ModelConfig.readout,
         readout_activation: str = ModelConfig.readout_activation,
         loss: str = ModelConfig.loss,
+        optimizer: str = ModelConfig.optimizer,
         lr: float = ModelConfig.lr,
+        momentum: float = ModelConfig.momentum,
         weight_decay: float = ModelConfig.weight_decay,
         scheduler: str = ModelConfig.scheduler,
         compile: bool = ModelConfig.compile,
@@ -178,6 +180,7 @@ class Forecaster(CheapHookName, L.LightningModule):
         choices.check_choice("model.loss", loss, choices.LOSS_MODES)
         choices.check_choice("model.scheduler", scheduler, choices.SCHEDULERS)
         choices.check_cell_keys(cell, nonlinearity, init)
+        choices.check_choice("model.optimizer", optimizer, choices.OPTIMIZERS)
         self.save_hyperparameters()
         # Drawn before the cells build their own layers, which draw different amounts each;
         # rnnlab.models.cells.initialize checks the scheme's name.
@@ -359,16 +362,36 @@ class Forecaster(CheapHookName, L.LightningModule):
         return [NetworkEnd(values, tested=tested)]
 
 
-def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) -> dict[str, Any]:
-    """Adam with ``model.lr`` and ``model.weight_decay``, and ``model.scheduler``'s schedule
-    over ``max_epochs``: what ``configure_optimizers`` returns (``optimizer``, and
-    ``lr_scheduler`` unless the scheduler is ``none``), also for loops without a Trainer."""
+def _adam(params: Any, hparams: Any) -> torch.optim.Optimizer:
     # foreach: one kernel per update for all parameters; PyTorch's CPU default loops over
     # them in Python, about 10x slower for these few small tensors.
-    optimizer = torch.optim.Adam(
-        params, lr=hparams.lr, weight_decay=hparams.weight_decay, foreach=True
+    return torch.optim.Adam(params, lr=hparams.lr, weight_decay=hparams.weight_decay, foreach=True)
+
+
+def _sgd(params: Any, hparams: Any) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        params,
+        lr=hparams.lr,
+        momentum=hparams.momentum,
+        weight_decay=hparams.weight_decay,
+        foreach=True,
     )
-    return with_schedule(optimizer, hparams.scheduler, max_epochs)
+
+
+#: ``model.optimizer``: each name's optimizer over ``params``, of ``model.lr``,
+#: ``model.weight_decay`` (L2 in both: ``weight_decay * p`` added to the gradient) and, for
+#: SGD, ``model.momentum``.
+OPTIMIZERS: dict[str, Callable[[Any, Any], torch.optim.Optimizer]] = {"adam": _adam, "sgd": _sgd}
+
+
+def optimizer_and_schedule(params: Any, hparams: Any, max_epochs: int | None) -> dict[str, Any]:
+    """``model.optimizer`` with ``model.lr``, ``model.weight_decay`` (and SGD's
+    ``model.momentum``), and ``model.scheduler``'s schedule over ``max_epochs``: what
+    ``configure_optimizers`` returns (``optimizer``, and ``lr_scheduler`` unless the scheduler
+    is ``none``), also for loops without a Trainer. Adam and SGD are both elementwise, so over
+    stacked replica parameters each replica takes its own run's step."""
+    build = choices.lookup("model.optimizer", hparams.optimizer, OPTIMIZERS)
+    return with_schedule(build(params, hparams), hparams.scheduler, max_epochs)
 
 
 def with_schedule(

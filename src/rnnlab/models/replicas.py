@@ -339,7 +339,8 @@ class ReplicaForecaster(CheapHookName, L.LightningModule):
         self.log_dict({k: self.mean_alive(v) for k, v in values.items()}, sync_dist=True)
 
     def configure_optimizers(self):
-        # Adam is elementwise: over the stacked parameters each replica takes its own run's step
+        # Adam and SGD are elementwise: over the stacked parameters each replica takes its own
+        # run's step
         hparams = self.forecaster_hparams
         return optimizer_and_schedule(self.net.parameters(), hparams, self.trainer.max_epochs)
 

@@ -204,7 +204,7 @@ class NetworkScalars(Callback):
     """Each network's training loss, validation and test values, where its module logs only
     their means (a job of several networks) or nothing that reaches the job (``means``: a
     pack, whose jobs have loggers of their own; also each network's learning rate, as
-    ``lr-Adam``, the name Lightning's LearningRateMonitor gives it)."""
+    ``lr-Adam`` or ``lr-SGD``, the name Lightning's LearningRateMonitor gives it)."""
 
     def __init__(self, outputs: Sequence[JobOutput], means: bool = False) -> None:
         self.outputs, self.means = list(outputs), means
@@ -229,7 +229,7 @@ class NetworkScalars(Callback):
         if self.means and trainer.is_global_zero:  # a pack (rnnlab.models.pack.PackForecaster)
             rates = pl_module.learning_rates()
             for out in self.outputs:  # a job's networks share its rate: one value, as alone
-                lr = {"lr-Adam": out.take(rates)[0]}
+                lr = {pl_module.learning_rate_tag(): out.take(rates)[0]}
                 _log_epoch_scalars(trainer, lr, trainer.global_step, [out])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
