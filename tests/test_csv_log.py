@@ -46,6 +46,19 @@ def test_replicas_csv_holds_the_means_and_their_band(compose_cfg, tmp_path):
         low, mean, high = (float(row[M.VAL_MSE + s]) for s in ("_replica_min", "", "_replica_max"))
         assert low <= mean <= high and low < high
         assert float(row[M.TRAIN_LOSS + "_replica_min"]) <= float(row[M.TRAIN_LOSS])
+    # how much gradient reaches the first step: each network's own, at initialisation (the row
+    # of step 0) and after every epoch; their mean and band are the job's columns
+    tag = M.diagnostics_tag(M.GRAD_FIRST_OVER_LAST)
+    init = [r for r in rows(tmp_path) if r["epoch"] == "" and r["step"] == "0"]
+    assert len(init) == 1
+    for row in init + epochs:
+        own = [float(row[M.network_column(tag, r)]) for r in range(2)]
+        assert own[0] != own[1] and sum(own) / 2 == pytest.approx(float(row[tag]))
+        assert (min(own), max(own)) == (
+            float(row[tag + "_replica_min"]),
+            float(row[tag + "_replica_max"]),
+        )
+    assert M.network_column(M.VAL_MSE, 0) not in epochs[0]  # the other values: mean and band
 
 
 @pytest.mark.slow  # real fits; the fast suite keeps the one-row-per-epoch test

@@ -162,3 +162,124 @@ def test_the_equivalence_margin_is_an_option_and_a_wrong_one_is_refused(tmp_path
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--margin 2: give a fraction between 0 and 1" in err
+
+
+def _source_sweep(sweep, relu_factor: dict[str, float], noise: float = 0.0):
+    """Single-network jobs of the source text's setup: 3 cells x tanh/relu x lr 0.01, 0.1 x 6
+    seeds. lr 0.01 has the lower validation error everywhere; relu's test MSE is tanh's times
+    ``relu_factor[cell]``, times a small per-seed wobble; the linear floor is 1e-6."""
+    from helpers import write_job
+
+    num = 0
+    for cell in ("concat", "scratch", "torch"):
+        readout = ("concat", "tanh") if cell == "concat" else ("linear", "identity")
+        for act in ("tanh", "relu"):
+            for lr in (0.01, 0.1):
+                for seed, wobble in enumerate((0.004, -0.003, 0.006, 0.001, -0.002, 0.003)):
+                    test = 1e-4 * (1 + seed) * (1 + 10 * lr)
+                    if act == "relu":
+                        test *= relu_factor[cell] * (1 + wobble)
+                    config = {
+                        "seed": seed,
+                        "data": {"name": "sincos", "noise_std": noise, "seq_len": 4},
+                        "model": {
+                            "cell": cell,
+                            "loss": "last",
+                            "readout": readout[0],
+                            "readout_activation": readout[1],
+                        },
+                    }
+                    overrides = [f"model={cell}", f"model.nonlinearity={act}"]
+                    overrides += [f"model.lr={lr}", f"seed={seed}"]
+                    extra = {M.LINEAR_MSE: 1e-6, "config": config}
+                    write_job(sweep, num, overrides, "ok", test, test * (1 + 10 * lr), **extra)
+                    num += 1
+    return sweep
+
+
+def _section(sweep, figures):
+    from rnnlab.analysis.report import Figures, study_section
+
+    figures.mkdir(exist_ok=True)
+    return "\n".join(study_section(sweep, Figures(figures)))
+
+
+@pytest.mark.parametrize(
+    ("factors", "answer", "verdict"),
+    [
+        ({"concat": 2.0, "scratch": 1.0, "torch": 0.5}, "No, it hurts", "relu higher"),
+        ({"concat": 1.0, "scratch": 1.0, "torch": 1.0}, "No difference", "equivalent within"),
+    ],
+)
+def test_the_source_section_answers_the_texts_question_from_the_numbers(
+    tmp_path, factors, answer, verdict
+):
+    """relu twice tanh's error on the concat cell: a difference; relu within 1% of tanh on
+    every seed: equivalent within +-10% by TOST. Either way the sentence states n, the interval,
+    the Holm family of three cells and the lr policy; the table gives each arm's test MSE over
+    the linear floor."""
+    report = _section(_source_sweep(tmp_path / "source", factors), tmp_path / "figures")
+    lead = next(line for line in report.splitlines() if "help on this dataset?**" in line)
+    assert lead.startswith(f"**Does ReLU instead of tanh help on this dataset?** {answer}:")
+    assert "for the concat cell as the text trains it (its tanh readout over [h_(t-1), x_t]" in lead
+    ratio = factors["concat"] * 1.0015  # the geometric mean of the wobbles, to 3 digits
+    assert f"ReLU's test MSE is {ratio:.3g}x tanh's [95% CI " in lead
+    assert "over 6 seeds" in lead and verdict in lead
+    assert "(Holm over the section's 3 claims: concat, scratch, torch)" in lead
+    assert "from the grid 0.01, 0.1 (tanh 0.01 (edge), relu 0.01 (edge))" in lead
+    if verdict.startswith("equivalent"):
+        assert "(TOST, Holm-adjusted p = " in lead
+    for cell in ("concat", "scratch", "torch"):
+        assert f"- `model={cell}` (" in report
+    # the floor table: one row per arm, test - floor and test / floor of its networks
+    table = [r for r in report.splitlines() if r.startswith("| concat | tanh |")]
+    assert len(table) == 2  # the generic arms table, and the floor table
+    floor_row = table[1].split(" | ")
+    tanh = 1e-4 * 3.5 * 1.1  # lr 0.01: 1e-4 (1 + seed) 1.1 for seeds 0..5, a median of 3.5
+    assert floor_row[5] == f"{tanh:.3g}" and floor_row[6] == "1e-06"
+    assert floor_row[7] == f"{tanh - 1e-6:.3g}" and floor_row[8] == f"{tanh / 1e-6:.3g}"
+
+
+def test_a_study_off_the_source_setup_has_no_source_section(tmp_path):
+    report = _section(
+        _source_sweep(tmp_path / "noisy", {"concat": 2.0, "scratch": 1.0, "torch": 1.0}, 0.05),
+        tmp_path / "figures",
+    )
+    assert "The source text's question" not in report and "`model.nonlinearity=relu`" in report
+
+
+def test_the_gradient_reach_figure_draws_the_median_over_seeds_per_arm(tmp_path):
+    """Two arms, each a job of 3 networks with per-network columns in csv/metrics.csv (the row of
+    step 0 at initialisation, then one row per epoch): one line per arm, from epoch 0, at the
+    median of its networks; study_section saves it as <study>_grad_reach.png."""
+    from helpers import write_job
+
+    from rnnlab.analysis.jobs import collect
+    from rnnlab.analysis.networks import factors, networks
+    from rnnlab.analysis.report import grad_reach_curves
+
+    sweep = tmp_path / "sweep"
+    tag = M.diagnostics_tag(M.GRAD_FIRST_OVER_LAST)
+    for num, (act, scale) in enumerate((("tanh", 1.0), ("relu", 0.01))):
+        reps = [{"seed": s, "test": 1e-3, "val": 1e-3} for s in range(3)]
+        job = write_job(sweep, num, [f"act={act}", "replicas=3"], "ok", replicas=reps)
+        (job / "csv").mkdir()
+        rows = ["epoch,step," + ",".join(M.network_column(tag, r) for r in range(3)) + f",{tag}"]
+        rows.append(",0," + ",".join(str(scale * (r + 1)) for r in range(3)) + ",9")
+        for epoch in range(4):  # the reach shrinks tenfold an epoch
+            values = [scale * (r + 1) * 0.1 ** (epoch + 1) for r in range(3)]
+            rows.append(f"{epoch},{10 * epoch + 9}," + ",".join(map(str, values)) + ",9")
+        rows.append(",40," + ",".join("7" for _ in range(3)) + ",7")  # the test's row: not drawn
+        (job / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    jobs = collect(sweep)
+    nets = networks(jobs, factors(jobs))
+    fig = grad_reach_curves(jobs, nets, ["act"], "reach")
+    lines = fig.axes[0].get_lines()
+    assert sorted(line.get_label() for line in lines) == ["act=relu (n=3)", "act=tanh (n=3)"]
+    tanh = next(line for line in lines if line.get_label().startswith("act=tanh"))
+    assert list(tanh.get_xdata()) == [0, 1, 2, 3, 4]
+    assert list(tanh.get_ydata()) == pytest.approx([2 * 0.1**e for e in range(5)])
+    assert fig.axes[0].get_yscale() == "log"
+    report = _section(sweep, tmp_path / "figures")
+    assert "![sweep gradient reaching the first step through training]" in report
+    assert (tmp_path / "figures" / "sweep_grad_reach.png").stat().st_size > 10_000

@@ -50,6 +50,18 @@ def diagnostics_tag(name: str) -> str:
     return f"{DIAGNOSTICS}/{name}"
 
 
+#: The values csv/metrics.csv keeps for each network of a job of several, as
+#: :func:`network_column` (every other value: the mean and its band, ``<tag>_replica_min`` and
+#: ``_max``): how much gradient reaches the first step, whose median over seeds the report
+#: draws against epoch (rnnlab.analysis.report).
+PER_NETWORK_CSV = (diagnostics_tag(GRAD_FIRST_OVER_LAST),)
+
+
+def network_column(tag: str, r: int) -> str:
+    """csv/metrics.csv's column of network ``r``'s own ``tag`` (replica r, seed ``seed + r``)."""
+    return f"{tag}_replica_{r}"
+
+
 #: The final numbers of a run, in the order metrics.json and summaries show them.
 FINAL_METRICS = (
     VAL_MSE_BEST,

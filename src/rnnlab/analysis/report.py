@@ -34,7 +34,7 @@ from rnnlab import metrics as M
 from rnnlab.analysis import groups, stats
 from rnnlab.analysis.jobs import Job, collect
 from rnnlab.analysis.networks import DIVERGED, EXPLODED_MULTIPLE
-from rnnlab.analysis.summary import TABLE_NOTE, effect_sentence
+from rnnlab.analysis.summary import TABLE_NOTE, effect_sentence, verdict_text
 from rnnlab.analysis.text import NA, fmt, fmt_worst, markdown_table, value_order
 
 LR = "model.lr"
@@ -253,6 +253,66 @@ def learning_curves(
     return _log_axes(fig, ax, "epoch", "val/mse (mean, range over replicas)", title)
 
 
+def _network_reach(path: Path, seeds: list[Any]) -> dict[Any, pd.Series]:
+    """Each network's ``diagnostics/grad_first_over_last`` against epoch from a job's
+    csv/metrics.csv, by seed: 0 at initialisation (the row of step 0), e after epoch e. A job
+    of several networks has one column per network (rnnlab.metrics.network_column, replica r
+    having ``seeds[r]``); a job of one, the plain column. Empty when the file lacks them."""
+    tag = M.diagnostics_tag(M.GRAD_FIRST_OVER_LAST)
+    frame = pd.read_csv(path)
+    if tag not in frame:
+        return {}
+    init = frame[frame["epoch"].isna() & (frame["step"] == 0)].assign(epoch=-1)
+    rows = pd.concat([init, frame.dropna(subset=["epoch"])]).groupby("epoch").last()
+    rows.index = rows.index.astype(int) + 1
+    if len(seeds) == 1:
+        return {seeds[0]: rows[tag]}
+    columns = {seed: M.network_column(tag, r) for r, seed in enumerate(seeds)}
+    return {seed: rows[c] for seed, c in columns.items() if c in rows}
+
+
+def grad_reach_curves(
+    jobs: list[Job], selected: pd.DataFrame, arms: list[str], title: str
+) -> Figure | None:
+    """How much gradient reaches the window's first step (``diagnostics/grad_first_over_last``)
+    against epoch, from initialisation: per arm the median over its ``selected`` networks (by
+    job and seed: each at its arm's chosen lr), one line per arm, log y. Whether the gradient
+    vanished before a network failed, or shrank because it failed, shows in the order of the
+    two. None when no job's csv/metrics.csv holds the networks' own values."""
+    by_num = {job.num: job for job in jobs}
+    curves: dict[str, list[pd.Series]] = {}
+    grouped = selected.groupby(arms, sort=False, dropna=False) if arms else [((), selected)]
+    for key, rows in grouped:
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{f}={v}" for f, v in zip(arms, key, strict=True)) or "all"
+        for num, nets in rows.groupby("job"):
+            job = by_num.get(num)
+            path = job.path / "csv" / "metrics.csv" if job else None
+            if path is None or not path.is_file():
+                continue
+            replicas = job.record.get("replicas") or [job.record]
+            seeds = [rep.get("seed", job.setting("seed")) for rep in replicas]
+            try:
+                reach = _network_reach(path, seeds)
+            except (OSError, ValueError, KeyError):  # damaged: learning_curves names it
+                continue
+            wanted = {int(s) for s in nets["seed"].dropna()}
+            found = [series for seed, series in reach.items() if int(seed) in wanted]
+            curves.setdefault(label, []).extend(found)
+    curves = {label: found for label, found in curves.items() if found}
+    if not curves:
+        return None
+    fig = Figure(figsize=(13, 4.5), dpi=DPI)
+    ax = fig.add_subplot()
+    for label, found in curves.items():
+        table = pd.concat(found, axis=1)
+        table = table.where(table > 0)  # a log axis: a reach of 0 (no gradient) left out
+        ax.plot(table.index, table.median(axis=1), label=f"{label} (n={len(found)})")
+    return _log_axes(
+        fig, ax, "epoch (0: at initialisation)", "grad_first_over_last (median over seeds)", title
+    )
+
+
 def _reason(err: BaseException) -> str:
     return " ".join(str(err).split())[:100] or type(err).__name__
 
@@ -373,6 +433,166 @@ def arms_table(
     return markdown_table(header, rows)
 
 
+#: The concat-cell source text's setup (DESIGN: seeds/002): clean sin/cos, windows of 4, loss on
+#: the last step; its open question, ReLU instead of tanh "on this dataset", is answered for
+#: every study that ran exactly this setup and swept the activation (conf/study/source.yaml).
+SOURCE_SETUP = {"data.name": "sincos", "data.noise_std": 0.0, "data.seq_len": 4}
+SOURCE_SETUP |= {"model.loss": "last"}
+ACTIVATION = "model.nonlinearity"
+CELL = "model"
+#: The source text's cell: the lead sentence answers for it.
+SOURCE_CELL = "concat"
+
+
+def runs_source_setup(jobs: list[Job], arms: list[str]) -> bool:
+    """Whether every job ran the source text's setup (:data:`SOURCE_SETUP`) and the study
+    compares tanh with relu."""
+    if ACTIVATION not in arms:
+        return False
+    for job in jobs:
+        for key, value in SOURCE_SETUP.items():
+            given = job.setting(key)
+            number = isinstance(value, float | int)
+            if given is None or (float(given) != value if number else str(given) != value):
+                return False
+    return True
+
+
+def _cells(nets: pd.DataFrame, arms: list[str]) -> list[tuple[Any, pd.DataFrame]]:
+    """The networks of each cell when the study swept ``model=``, else all of them."""
+    if CELL not in arms:
+        return [(None, nets)]
+    return [(cell, nets[nets[CELL] == cell]) for cell in groups.factor_values(nets, CELL)]
+
+
+def _readout(jobs: list[Job], cell: Any) -> str:
+    """A cell's readout as its jobs ran it: "its tanh readout over [h_(t-1), x_t]", "a linear
+    readout of h_t"."""
+    for job in jobs:
+        if cell is None or str(job.overrides.get(CELL, job.cell)) == str(cell):
+            form, act = job.setting("model.readout"), job.setting("model.readout_activation")
+            if form == "concat":
+                return f"its {act} readout over [h_(t-1), x_t]"
+            return f"a {'linear' if act == 'identity' else act} readout of h_t"
+    return "its readout"
+
+
+def _lr_of(chosen: dict[tuple, LrChoice], arms: list[str], cell: Any, act: str) -> str:
+    key = tuple(act if f == ACTIVATION else cell for f in arms)
+    return chosen[key].text() if key in chosen else NA
+
+
+def _answer(effect: dict[str, Any]) -> str:
+    """Does relu help? In one word, from the comparison's Holm-adjusted verdict."""
+    return {
+        "lower": "Yes",
+        "higher": "No, it hurts",
+        "equivalent": "No difference",
+        "identical": "No difference (the same networks)",
+    }.get(effect.get("verdict", ""), "Not decided by these seeds")
+
+
+def _floor_columns(rows: pd.DataFrame) -> dict[str, str]:
+    """An arm's test MSE against the linear least-squares floor (rnnlab.metrics.LINEAR_MSE, per
+    network): the medians of the test MSE, the floor, the excess (test - floor) and the ratio
+    (test / floor), a diverged network as +inf; and the ratio's geometric mean with its
+    interval over the finished networks."""
+    test, floor = rows[M.TEST_MSE].astype(float), rows[M.LINEAR_MSE].astype(float)
+    rows = rows.assign(excess=test - floor, over_floor=test / floor)
+    median = {m: groups._worst_inf(rows, m) for m in (M.TEST_MSE, "excess", "over_floor")}
+    median = {m: float(np.median(v)) if len(v) else None for m, v in median.items()}
+    ratio = groups._worst_inf(rows, "over_floor")
+    g, low, high = stats.geometric_interval(ratio[np.isfinite(ratio)])
+    return {
+        f"{M.TEST_MSE} median": _worst(median[M.TEST_MSE]),
+        f"linear floor ({M.LINEAR_MSE}) median": fmt(float(floor.median())),
+        "excess: test - floor, median": _worst(median["excess"]),
+        "test / floor, median": _worst(median["over_floor"]),
+        "test / floor, geometric mean [95% CI]": NA
+        if g is None
+        else f"{fmt(g)}" + (f" [{fmt(low)}, {fmt(high)}]" if low is not None else ""),
+    }
+
+
+def source_section(
+    jobs: list[Job],
+    selected: pd.DataFrame,
+    arms: list[str],
+    chosen: dict[tuple, LrChoice],
+    grid: list[Any],
+    margin: float = stats.EQUIVALENCE_MARGIN,
+) -> list[str]:
+    """The source text's own question, "does ReLU instead of tanh help on this dataset?": per
+    cell, relu against tanh on the same seeds, each arm at its cross-fitted lr
+    (rnnlab.analysis.groups.paired), Holm-adjusted over the cells (one claim each); a sentence
+    for the text's cell from those numbers, and each arm's test MSE beside the linear
+    least-squares floor."""
+    cells = _cells(selected, arms)
+    claims = []
+    for cell, rows in cells:
+        effect = groups.paired(rows, ACTIVATION, "relu", "tanh", M.TEST_MSE, margin)
+        claims.append((cell, effect))
+    groups.adjust([e for _, e in claims])
+    names = ", ".join(str(c) for c, _ in claims if c is not None) or "one cell"
+    family = f"Holm over the section's {len(claims)} claims: {names}"
+    grid_text = ", ".join(fmt_lr(v) for v in grid)
+    lines = ["### The source text's question: ReLU instead of tanh on this dataset", ""]
+    for cell, effect in claims:
+        if cell is not None and str(cell) != SOURCE_CELL and len(claims) > 1:
+            continue
+        what = f"the {cell} cell" if cell is not None else "the cell"
+        if effect.get("ratio") is None:
+            lines.append(
+                f"**Does ReLU instead of tanh help on this dataset?** Not measured for {what}: "
+                "no pair of finished networks."
+            )
+            continue
+        low, high = effect["ratio_ci_low"], effect["ratio_ci_high"]
+        interval = f" [95% CI {fmt(low)}, {fmt(high)}]" if low is not None else ""
+        lines.append(
+            f"**Does ReLU instead of tanh help on this dataset?** {_answer(effect)}: for "
+            f"{what} as the text trains it ({_readout(jobs, cell)}, loss on the last step, "
+            "clean sin/cos, windows of 4), ReLU's test MSE is "
+            f"{fmt(effect['ratio'])}x tanh's{interval} (geometric mean ratio, paired on the "
+            f"seed, over {effect['n_seeds_ratio']} seeds): {verdict_text(effect)} ({family}); "
+            f"each arm at the lr chosen on the other half of the seeds from the grid "
+            f"{grid_text} (tanh {_lr_of(chosen, arms, cell, 'tanh')}, relu "
+            f"{_lr_of(chosen, arms, cell, 'relu')})."
+        )
+        break
+    lines += ["", f"Each cell ({family}; the 95% intervals are not adjusted):", ""]
+    for cell, effect in claims:
+        where = f"`{CELL}={cell}` ({_readout(jobs, cell)}): " if cell is not None else ""
+        lines.append(f"- {where}{effect_sentence(effect)}")
+    lines += [
+        "",
+        "The test MSE beside the linear least-squares floor (least squares on the window, "
+        f"`{M.LINEAR_MSE}`, per network: on clean sin/cos the next point is a fixed rotation of "
+        "the last, so the floor is rounding error), each arm at its chosen lr:",
+        "",
+    ]
+    table: list[list[Any]] = []
+    header: list[str] = []
+    for cell, rows in cells:
+        for act in groups.factor_values(rows, ACTIVATION):
+            arm = rows[rows[ACTIVATION] == act]
+            columns = _floor_columns(arm)
+            header = [*([CELL] if cell is not None else []), ACTIVATION, "lr", "n", "diverged"]
+            header += list(columns)
+            diverged = int((arm["status"] == DIVERGED).sum())
+            table.append(
+                [
+                    *([cell] if cell is not None else []),
+                    act,
+                    _lr_of(chosen, arms, cell, act),
+                    len(arm),
+                    f"{diverged}/{len(arm)}",
+                    *columns.values(),
+                ]
+            )
+    return [*lines, *markdown_table(header, table), ""]
+
+
 def _at_common_lr(
     nets: pd.DataFrame, effect: dict[str, Any], margin: float, fraction: float
 ) -> str:
@@ -450,6 +670,9 @@ def study_section(
         )
     lines += ["", TABLE_NOTE, ""]
     lines += [*arms_table(selected, arms, chosen, fraction), ""]
+    if runs_source_setup(jobs, arms):
+        grid = groups.factor_values(nets, LR) if chosen else []
+        lines += source_section(jobs, selected, arms, chosen, grid, margin)
 
     forest: list[tuple[str, dict[str, Any]]] = []
     found_effects: list[tuple[Any, dict, pd.DataFrame]] = []
@@ -536,6 +759,19 @@ def study_section(
         lines += [f"![{name} learning curves]({figure})", ""]
     if unreadable:
         lines += ["Left out of the learning curves, unreadable: " + ", ".join(unreadable), ""]
+    figure = _save(
+        grad_reach_curves(
+            jobs,
+            selected,
+            arms,
+            f"{name}: gradient reaching the first step through training (each arm at its "
+            "chosen lr)",
+        ),
+        out,
+        f"{name}_grad_reach.png",
+    )
+    if figure:
+        lines += [f"![{name} gradient reaching the first step through training]({figure})", ""]
     return lines
 
 

@@ -8,8 +8,9 @@ its callbacks' scalars, :func:`rnnlab.observe.tensorboard._log_epoch_scalars`), 
 merges everything logged during one epoch into that epoch's row (``epoch``; ``step``: the
 epoch's last step). What is logged outside an epoch gets a row of its own, without ``epoch``:
 the gradient-flow diagnostics at initialisation (step 0) and the test metrics (the step after
-the last epoch). A replicas job's row holds the means and ``<tag>_replica_min``/``_max``; each
-replica's own curves are only in TensorBoard (``tb/replica_<r>/``). Written on rank 0 only.
+the last epoch). A replicas job's row holds the means and ``<tag>_replica_min``/``_max``, and
+for rnnlab.metrics.PER_NETWORK_CSV each network's own value (``<tag>_replica_<r>``); each
+replica's other curves are only in TensorBoard (``tb/replica_<r>/``). Written on rank 0 only.
 """
 
 from __future__ import annotations

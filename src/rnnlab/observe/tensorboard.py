@@ -29,6 +29,7 @@ from rnnlab import metrics as M
 from rnnlab.internals import file_writer
 from rnnlab.models.network import Networks
 from rnnlab.observe import diagnostics, figures
+from rnnlab.observe.csv_log import EpochCSVLogger
 from rnnlab.observe.rollout import forecasts
 
 #: HParams' status filter by the run's status; diverged and failed runs show as failures.
@@ -116,10 +117,26 @@ def _log_epoch_scalars(
         mine = {name: out.take(value) for name, value in values.items()}
         scalars = {name: _one(value) for name, value in mine.items() if not _per_network(value)}
         per_network = {name: value for name, value in mine.items() if _per_network(value)}
+        own: dict[str, float] = {}
         if per_network:
             scalars |= log_replica_values(trainer, out, per_network, step, with_mean=True)
+            own = _network_columns(per_network, out.alive(trainer))
         for logger in out.loggers_of(trainer):
-            logger.log_metrics(scalars, step=step)
+            csv = isinstance(logger, EpochCSVLogger)
+            logger.log_metrics(scalars | own if csv else scalars, step=step)
+
+
+def _network_columns(values: dict[str, Any], alive: torch.Tensor) -> dict[str, float]:
+    """Each network's own value of the names in rnnlab.metrics.PER_NETWORK_CSV, for the
+    networks still training (as their band): csv/metrics.csv's columns for the report's
+    medians over seeds, which TensorBoard keeps in each network's run instead."""
+    return {
+        M.network_column(name, r): float(v)
+        for name in M.PER_NETWORK_CSV
+        if name in values
+        for r, v in enumerate(values[name])
+        if alive[r]
+    }
 
 
 def log_replica_values(
