@@ -41,7 +41,7 @@ def test_a_refused_config_is_a_config_error_without_torch(tmp_path):
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert proc.stdout.strip() == (
-        "model=gpt is not a known model; expected one of: concat, gru, lstm, scratch, torch"
+        "model=gpt is not a known model; expected one of: concat, gru, irnn, lstm, scratch, torch"
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -30,7 +30,7 @@ BAD_INPUTS = {
     "model.num_layers=0": ">= 1",
     "model.nonlinearity=sigmoid": "tanh, relu",
     "model.loss=first": "last, every",
-    "model=gpt": "concat, gru, lstm, scratch, torch",
+    "model=gpt": "concat, gru, irnn, lstm, scratch, torch",
     "model.lr=-1": "> 0",
     "data.batch_size=0": ">= 1",
     "data.splits=[0.9,0.2,0.1]": "sum to 1 (these sum to 1.2)",
