@@ -20,8 +20,11 @@ PUBLISHED = re.findall(
 )
 
 
-def test_the_six_studies_are_there():
-    assert STUDIES == ["activation", "clipping", "loss", "memory", "readout", "source"]
+def test_the_studies_are_there():
+    assert STUDIES == [
+        "activation", "budget", "clipping", "gradients", "le2015", "le2015_full", "loss",
+        "memory", "readout", "source",
+    ]
     assert PUBLISHED and set(PUBLISHED) <= set(STUDIES)
 
 
