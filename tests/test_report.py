@@ -283,3 +283,102 @@ def test_the_gradient_reach_figure_draws_the_median_over_seeds_per_arm(tmp_path)
     report = _section(sweep, tmp_path / "figures")
     assert "![sweep gradient reaching the first step through training]" in report
     assert (tmp_path / "figures" / "sweep_grad_reach.png").stat().st_size > 10_000
+
+
+def _le2015_sweep(sweep, tests: dict[str, float]):
+    """Single-network jobs of an adding-problem study over model=torch,irnn,lstm x lr 0.01,
+    0.1 x 6 seeds under SGD: lr 0.01 has the lower validation error; each cell's test MSE is
+    ``tests[cell]`` times a small per-seed wobble; the mean predictor scores 1/6."""
+    from helpers import write_job
+
+    num = 0
+    for cell in ("torch", "irnn", "lstm"):
+        for lr in (0.01, 0.1):
+            for seed, wobble in enumerate((0.04, -0.03, 0.06, 0.01, -0.02, 0.03)):
+                test = tests[cell] * (1 + wobble) * (1 + 10 * lr)
+                config = {
+                    "seed": seed,
+                    "data": {"name": "adding", "seq_len": 50, "n_train": 2000, "batch_size": 16},
+                    "model": {"cell": cell, "hidden_size": 100, "optimizer": "sgd"},
+                    "trainer": {"gradient_clip_val": 1.0},
+                }
+                overrides = [f"model={cell}", f"model.lr={lr}", f"seed={seed}"]
+                extra = {M.MEAN_MSE: 1 / 6, "config": config, "steps": 1500}
+                write_job(sweep, num, overrides, "ok", test, test, **extra)
+                num += 1
+    return sweep
+
+
+@pytest.mark.parametrize(
+    ("tests", "verdict"),
+    [
+        ({"torch": 0.166, "irnn": 0.01, "lstm": 0.001}, "Reproduced at this budget"),
+        ({"torch": 0.166, "irnn": 0.165, "lstm": 0.16}, "Not reproduced at this budget"),
+        ({"torch": 0.05, "irnn": 0.01, "lstm": 0.001}, "Partly reproduced"),
+        ({"torch": 0.01, "irnn": 0.05, "lstm": 0.001}, "Not reproduced: the IRNN's test MSE"),
+    ],
+)
+def test_the_le2015_section_sets_the_budgets_side_by_side_and_decides_from_the_numbers(
+    tmp_path, tests, verdict
+):
+    report = _section(_le2015_sweep(tmp_path / "le2015", tests), tmp_path / "figures")
+    assert "### Le, Jaitly & Hinton 2015: the IRNN on the adding problem" in report
+    assert "| sequence length T | 150, 200, 300, 400 | 50 |" in report
+    assert "| training sequences | 100,000 | 2000 |" in report
+    assert "| updates per network | not restated here | 1500, of 16 sequences |" in report
+    lead = next(line for line in report.splitlines() if line.startswith("**Verdict.**"))
+    assert lead.startswith(f"**Verdict.** {verdict}")
+    # the generic arms table's row, then the section's
+    row = [r for r in report.splitlines() if r.startswith("| irnn | 0.01 (edge) | 6 |")][-1]
+    # the median over the 6 seeds of test / (1/6), at lr 0.01
+    wobbles = sorted((0.04, -0.03, 0.06, 0.01, -0.02, 0.03))
+    median = tests["irnn"] * 1.1 * (1 + (wobbles[2] + wobbles[3]) / 2) * 6
+    assert row.split(" | ")[-1].rstrip(" |") == f"{median:.3g}"
+
+
+def test_a_study_without_the_irnn_and_tanh_rnn_has_no_le2015_section(tmp_path):
+    report = _section(
+        _source_sweep(tmp_path / "source", {"concat": 2.0, "scratch": 1.0, "torch": 1.0}),
+        tmp_path / "figures",
+    )
+    assert "Le, Jaitly & Hinton" not in report
+
+
+def test_the_rates_figure_draws_divergence_and_success_against_lr_per_arm(tmp_path):
+    """Two lengths (panels) x two cells x clip off/on (lines) x lr 0.01, 0.1: at lr 0.1 the
+    unclipped networks diverge; at lr 0.01 the gru solves the task (under 0.1x the mean
+    predictor's 1/6), the torch cell does not."""
+    import pandas as pd
+
+    from rnnlab.analysis.report import rates_figure
+
+    rows = []
+    for length in (20, 50):
+        for cell in ("torch", "gru"):
+            for clip in ("null", "1"):
+                for lr in (0.01, 0.1):
+                    for seed in range(4):
+                        diverged = lr == 0.1 and clip == "null"
+                        test = 0.001 if cell == "gru" else 0.15
+                        rows.append(
+                            {
+                                "job": f"{length}-{cell}-{clip}-{lr}",
+                                "data.seq_len": length, "model": cell,
+                                "trainer.gradient_clip_val": clip, "model.lr": lr, "seed": seed,
+                                "status": "diverged" if diverged else "ok",
+                                M.TEST_MSE: None if diverged else test, M.MEAN_MSE: 1 / 6,
+                            }
+                        )
+    nets = pd.DataFrame(rows)
+    fig = rates_figure(nets, "data.seq_len", ["model", "trainer.gradient_clip_val"], 0.1)
+    assert [ax.get_title() for ax in fig.axes] == ["data.seq_len=20", "data.seq_len=50"]
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 * 2 * 2  # four arms, a diverged and a solved line each
+    labelled = {line.get_label(): line for line in lines if not line.get_label().startswith("_")}
+    assert set(labelled) == {
+        f"model={c}, trainer.gradient_clip_val={v}" for c in ("gru", "torch") for v in ("1", "null")
+    }
+    diverged = labelled["model=gru, trainer.gradient_clip_val=null"]
+    assert list(diverged.get_xdata()) == [0.01, 0.1] and list(diverged.get_ydata()) == [0, 1]
+    solved = [ln for ln in lines if ln.get_linestyle() == "--"]
+    assert sorted(tuple(ln.get_ydata()) for ln in solved) == [(0, 0), (0, 0), (1, 0), (1, 1)]

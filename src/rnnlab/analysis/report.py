@@ -593,6 +593,168 @@ def source_section(
     return [*lines, *markdown_table(header, table), ""]
 
 
+#: Le, Jaitly & Hinton 2015's adding-problem setting, as the report sets ours beside it.
+LE2015 = {
+    "sequence length T": "150, 200, 300, 400",
+    "training sequences": "100,000",
+    "hidden units": "100",
+    "optimizer": "SGD with gradient clipping",
+}
+#: An arm "stays at the mean predictor" when its median test MSE is above this share of it.
+AT_MEAN = 0.9
+
+
+def runs_le2015_setup(jobs: list[Job], nets: pd.DataFrame, arms: list[str]) -> bool:
+    """Whether the study compares the IRNN with the tanh RNN (``model=irnn``, ``model=torch``)
+    on the adding problem under one optimizer, as Le, Jaitly & Hinton 2015 did."""
+    if arms != [CELL] or not {"irnn", "torch"} <= {str(v) for v in nets[CELL].unique()}:
+        return False
+    return all(job.setting("data.name") == "adding" for job in jobs)
+
+
+def _median_over_mean(rows: pd.DataFrame) -> float | None:
+    """The median over networks of test MSE / the mean predictor's, a diverged one as +inf."""
+    if not len(rows):
+        return None
+    ratio = rows.assign(r=rows[M.TEST_MSE].astype(float) / rows[M.MEAN_MSE].astype(float))
+    return float(np.median(groups._worst_inf(ratio, "r")))
+
+
+def le2015_section(
+    jobs: list[Job],
+    selected: pd.DataFrame,
+    chosen: dict[tuple, LrChoice],
+    margin: float = stats.EQUIVALENCE_MARGIN,
+    fraction: float = stats.SUCCESS_FRACTION,
+) -> list[str]:
+    """Le, Jaitly & Hinton 2015's adding-problem finding against this study: their setting and
+    ours side by side, each cell's outcome against the mean predictor, the IRNN and the LSTM
+    each against the tanh RNN on the same seeds (Holm over the two), and the verdict, each
+    sentence from those numbers."""
+    job = jobs[0]
+    steps = max(int(j.record.get("steps") or 0) for j in jobs)
+    clip = job.setting("trainer.gradient_clip_val")
+    ours = {
+        "sequence length T": job.setting("data.seq_len"),
+        "training sequences": job.setting("data.n_train"),
+        "hidden units": job.setting("model.hidden_size"),
+        "optimizer": f"{job.setting('model.optimizer')}"
+        + (f", clipping at norm {clip}" if clip is not None else ", no clipping")
+        + f", lr schedule {job.setting('model.scheduler')}",
+    }
+    rows = [[k, v, ours[k]] for k, v in LE2015.items()]
+    batch = job.setting("data.batch_size")
+    rows.append(["updates per network", "not restated here", f"{steps}, of {batch} sequences"])
+    lines = [
+        "### Le, Jaitly & Hinton 2015: the IRNN on the adding problem",
+        "",
+        "Their finding: on the adding problem the IRNN (ReLU, `W_hh` started at the identity) "
+        "learns where a tanh RNN stays at the mean predictor's error (1/6 = 0.167), and the LSTM "
+        "learns too. Their setting and this study's:",
+        "",
+        *markdown_table(["", "Le et al. 2015", "here"], rows),
+        "",
+    ]
+    cells = {str(c): r for c, r in _cells(selected, [CELL])}
+    table, at_mean = [], {}
+    for cell, arm in cells.items():
+        won = groups.success(arm, fraction)
+        ratio = _median_over_mean(arm)
+        at_mean[cell] = ratio is not None and ratio > AT_MEAN
+        diverged = int((arm["status"] == DIVERGED).sum())
+        table.append(
+            [
+                cell,
+                _lr_of(chosen, [CELL], cell, ""),
+                len(arm),
+                f"{diverged}/{len(arm)}",
+                f"{won.get('solved', NA)}/{won.get('trained', NA)}",
+                fmt_worst(float(np.median(groups._worst_inf(arm, M.TEST_MSE)))),
+                _worst(ratio),
+            ]
+        )
+    header = ["model", "lr", "n", "diverged", f"solved (< {fraction:g}x mean predictor)"]
+    header += ["test/mse median", "median test / mean predictor"]
+    # the same comparisons, and Holm family, as the section's answers (groups.effects)
+    claims = [
+        (other, groups.paired(selected, CELL, other, "torch", M.TEST_MSE, margin))
+        for other in ("irnn", "lstm")
+        if other in cells
+    ]
+    groups.adjust([e for _, e in claims])
+    family = f"Holm-adjusted over {len(claims)}"
+    irnn = dict(claims).get("irnn", {})
+    lower = irnn.get("verdict") == "lower"
+    # a significant but small difference between two networks that both stayed at the mean
+    # predictor is not their finding
+    if at_mean.get("irnn") and at_mean.get("torch"):
+        verdict = "Not reproduced at this budget: neither the IRNN nor the tanh RNN left the "
+        verdict += "mean predictor (the table's last column), so the budget, not the cells, "
+        verdict += "decided this outcome."
+    elif lower and at_mean.get("torch"):
+        verdict = "Reproduced at this budget: the IRNN's test MSE is below the tanh RNN's, which "
+        verdict += "stays at the mean predictor."
+    elif lower:
+        verdict = "Partly reproduced: the IRNN's test MSE is below the tanh RNN's, but the tanh "
+        verdict += "RNN did not stay at the mean predictor."
+    else:
+        verdict = "Not reproduced: the IRNN's test MSE is not below the tanh RNN's "
+        verdict += f"({verdict_text(irnn) if irnn else 'no pair of finished networks'})."
+    lines += [
+        "Each cell at the lr chosen on the other half of the seeds (the median over networks "
+        "counts a diverged one as +inf):",
+        "",
+        *markdown_table(header, table),
+        "",
+        f"**Verdict.** {verdict} The IRNN and the LSTM against the tanh RNN on the same seeds "
+        f"are the first answers below ({family}).",
+        "",
+    ]
+    return lines
+
+
+def rates_figure(nets: pd.DataFrame, facet: str, lines_by: list[str], fraction: float) -> Figure:
+    """Against the learning rate, one panel per value of ``facet`` and one line per combination
+    of ``lines_by``: the share of networks that diverged (solid) and the share that solved the
+    task (dashed, under ``fraction`` of the mean predictor's MSE)."""
+    values = groups.factor_values(nets, facet)
+    fig = Figure(figsize=(5.2 * len(values) + 2.6, 4.2), dpi=DPI)
+    axes = fig.subplots(1, len(values), squeeze=False)[0]
+    nets = nets.assign(diverged=(nets["status"] == DIVERGED).astype(float))
+    hit = groups.solved(nets, fraction)
+    nets = nets.assign(solved=(hit if hit is not None else False))
+    nets["solved"] = nets["solved"].fillna(False).astype(float)
+    for ax, value in zip(axes, values, strict=True):
+        rows = nets[nets[facet].astype(str) == str(value)]
+        for k, (key, arm) in enumerate(rows.groupby(lines_by, sort=True)):
+            key = key if isinstance(key, tuple) else (key,)
+            label = ", ".join(f"{f}={v}" for f, v in zip(lines_by, key, strict=True))
+            color = f"C{k % 10}"
+            for column, style in (("diverged", "-"), ("solved", "--")):
+                rate = arm.groupby(LR)[column].mean()
+                lrs = np.array([float(x) for x in rate.index])
+                order = np.argsort(lrs)
+                ax.plot(
+                    lrs[order],
+                    rate.to_numpy()[order],
+                    style,
+                    marker="o",
+                    ms=3,
+                    color=color,
+                    label=label if style == "-" else None,
+                )
+        ax.set_xscale("log")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("learning rate (model.lr)")
+        ax.set_title(f"{facet}={value}", fontsize=10)
+    axes[0].set_ylabel("share of networks: diverged (solid), solved (dashed)")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.subplots_adjust(
+        left=0.06, right=1 - 2.6 / (5.2 * len(values) + 2.6), wspace=0.2, bottom=0.13, top=0.9
+    )
+    return fig
+
+
 def _at_common_lr(
     nets: pd.DataFrame, effect: dict[str, Any], margin: float, fraction: float
 ) -> str:
@@ -673,6 +835,8 @@ def study_section(
     if runs_source_setup(jobs, arms):
         grid = groups.factor_values(nets, LR) if chosen else []
         lines += source_section(jobs, selected, arms, chosen, grid, margin)
+    if runs_le2015_setup(jobs, nets, arms):
+        lines += le2015_section(jobs, selected, chosen, margin, fraction)
 
     forest: list[tuple[str, dict[str, Any]]] = []
     found_effects: list[tuple[Any, dict, pd.DataFrame]] = []
@@ -721,6 +885,14 @@ def study_section(
     if clip in factors and LR in factors:
         figure = _save(divergence_figure(nets, clip), out, f"{name}_divergence.png")
         lines += [f"![{name} divergence]({figure})", ""]
+        others = [f for f in arms if f not in (clip, TASK)]
+        if "data.seq_len" in others and len(others) > 2 and M.MEAN_MSE in nets:
+            # the divergence and success rates of every arm against lr, a panel per length
+            by = [f for f in others if f != "data.seq_len"]
+            figure = _save(
+                rates_figure(nets, "data.seq_len", [*by, clip], fraction), out, f"{name}_rates.png"
+            )
+            lines += [f"![{name} divergence and success against lr]({figure})", ""]
 
     def label_of(job: Any) -> str:
         shown = [*arms, LR] if chosen else arms  # an arm's two halves may use two lrs
@@ -731,8 +903,7 @@ def study_section(
         return str(job.overrides.get(LR)) in lrs.get(key, ())
 
     lrs = {
-        tuple(str(v) for v in k): {str(x) for x in c.chosen}
-        | {fmt_lr(x) for x in c.chosen}
+        tuple(str(v) for v in k): {str(x) for x in c.chosen} | {fmt_lr(x) for x in c.chosen}
         for k, c in chosen.items()
     }
     best_jobs = [job for job in jobs if at_chosen_lr(job)] if chosen else jobs
