@@ -363,22 +363,26 @@ def test_the_rates_figure_draws_divergence_and_success_against_lr_per_arm(tmp_pa
                         rows.append(
                             {
                                 "job": f"{length}-{cell}-{clip}-{lr}",
-                                "data.seq_len": length, "model": cell,
-                                "trainer.gradient_clip_val": clip, "model.lr": lr, "seed": seed,
+                                "data.seq_len": length,
+                                "model": cell,
+                                "trainer.gradient_clip_val": clip,
+                                "model.lr": lr,
+                                "seed": seed,
                                 "status": "diverged" if diverged else "ok",
-                                M.TEST_MSE: None if diverged else test, M.MEAN_MSE: 1 / 6,
+                                M.TEST_MSE: None if diverged else test,
+                                M.MEAN_MSE: 1 / 6,
                             }
                         )
     nets = pd.DataFrame(rows)
-    fig = rates_figure(nets, "data.seq_len", ["model", "trainer.gradient_clip_val"], 0.1)
-    assert [ax.get_title() for ax in fig.axes] == ["data.seq_len=20", "data.seq_len=50"]
+    fig = rates_figure(nets, ["data.seq_len"], ["model", "trainer.gradient_clip_val"], 0.1)
+    assert [ax.get_title() for ax in fig.axes] == ["seq_len=20", "seq_len=50"]
     lines = fig.axes[0].get_lines()
     assert len(lines) == 2 * 2 * 2  # four arms, a diverged and a solved line each
     labelled = {line.get_label(): line for line in lines if not line.get_label().startswith("_")}
     assert set(labelled) == {
-        f"model={c}, trainer.gradient_clip_val={v}" for c in ("gru", "torch") for v in ("1", "null")
+        f"model={c}, gradient_clip_val={v}" for c in ("gru", "torch") for v in ("1", "null")
     }
-    diverged = labelled["model=gru, trainer.gradient_clip_val=null"]
+    diverged = labelled["model=gru, gradient_clip_val=null"]
     assert list(diverged.get_xdata()) == [0.01, 0.1] and list(diverged.get_ydata()) == [0, 1]
     solved = [ln for ln in lines if ln.get_linestyle() == "--"]
     assert sorted(tuple(ln.get_ydata()) for ln in solved) == [(0, 0), (0, 0), (1, 0), (1, 1)]

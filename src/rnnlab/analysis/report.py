@@ -713,25 +713,45 @@ def le2015_section(
     return lines
 
 
-def rates_figure(nets: pd.DataFrame, facet: str, lines_by: list[str], fraction: float) -> Figure:
-    """Against the learning rate, one panel per value of ``facet`` and one line per combination
-    of ``lines_by``: the share of networks that diverged (solid) and the share that solved the
-    task (dashed, under ``fraction`` of the mean predictor's MSE)."""
-    values = groups.factor_values(nets, facet)
-    fig = Figure(figsize=(5.2 * len(values) + 2.6, 4.2), dpi=DPI)
-    axes = fig.subplots(1, len(values), squeeze=False)[0]
+def _short(factor: str) -> str:
+    """A factor's name without its group, for crowded legends: ``gradient_clip_val``."""
+    return factor.rsplit(".", 1)[-1]
+
+
+def rates_figure(
+    nets: pd.DataFrame, facets: list[str], lines_by: list[str], fraction: float
+) -> Figure:
+    """Against the learning rate, one panel per combination of ``facets`` (a row per value of
+    the first) and one line per combination of ``lines_by``: the share of networks that
+    diverged (solid) and the share that solved the task (dashed, under ``fraction`` of the
+    mean predictor's MSE)."""
     nets = nets.assign(diverged=(nets["status"] == DIVERGED).astype(float))
     hit = groups.solved(nets, fraction)
     nets = nets.assign(solved=(hit if hit is not None else False))
     nets["solved"] = nets["solved"].fillna(False).astype(float)
-    for ax, value in zip(axes, values, strict=True):
-        rows = nets[nets[facet].astype(str) == str(value)]
-        for k, (key, arm) in enumerate(rows.groupby(lines_by, sort=True)):
-            key = key if isinstance(key, tuple) else (key,)
-            label = ", ".join(f"{f}={v}" for f, v in zip(lines_by, key, strict=True))
-            color = f"C{k % 10}"
+    for f in [*facets, *lines_by]:  # a missing value (no clipping) is a value: null
+        nets[f] = nets[f].map(lambda v: "null" if pd.isna(v) else str(v))
+    rows_of = groups.factor_values(nets, facets[0])
+    panels = [list(k) if isinstance(k, tuple) else [k] for k, _ in nets.groupby(facets, sort=True)]
+    ncols = max(1, len(panels) // len(rows_of))
+    fig = Figure(figsize=(4.6 * ncols + 2.4, 3.4 * len(rows_of) + 0.6), dpi=DPI)
+    axes = fig.subplots(len(rows_of), ncols, squeeze=False).ravel()
+    arms = sorted({tuple(str(v) for v in k) for k, _ in nets.groupby(lines_by, sort=True)})
+    for ax, panel in zip(axes, panels, strict=True):
+        here = nets[
+            np.logical_and.reduce(
+                [nets[f].astype(str) == str(v) for f, v in zip(facets, panel, strict=True)]
+            )
+        ]
+        for k, arm in enumerate(arms):
+            rows = here[
+                np.logical_and.reduce(
+                    [here[f].astype(str) == v for f, v in zip(lines_by, arm, strict=True)]
+                )
+            ]
+            label = ", ".join(f"{_short(f)}={v}" for f, v in zip(lines_by, arm, strict=True))
             for column, style in (("diverged", "-"), ("solved", "--")):
-                rate = arm.groupby(LR)[column].mean()
+                rate = rows.groupby(LR)[column].mean()
                 lrs = np.array([float(x) for x in rate.index])
                 order = np.argsort(lrs)
                 ax.plot(
@@ -740,17 +760,23 @@ def rates_figure(nets: pd.DataFrame, facet: str, lines_by: list[str], fraction: 
                     style,
                     marker="o",
                     ms=3,
-                    color=color,
+                    color=f"C{k % 10}",
                     label=label if style == "-" else None,
                 )
         ax.set_xscale("log")
         ax.set_ylim(-0.05, 1.05)
+        ax.set_title(
+            ", ".join(f"{_short(f)}={v}" for f, v in zip(facets, panel, strict=True)), fontsize=9
+        )
+    for ax in axes[-ncols:]:
         ax.set_xlabel("learning rate (model.lr)")
-        ax.set_title(f"{facet}={value}", fontsize=10)
-    axes[0].set_ylabel("share of networks: diverged (solid), solved (dashed)")
-    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.supylabel("share of networks: diverged (solid), solved (dashed)", fontsize=9)
+    axes[ncols - 1].legend(
+        fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0
+    )
+    width = 4.6 * ncols + 2.4
     fig.subplots_adjust(
-        left=0.06, right=1 - 2.6 / (5.2 * len(values) + 2.6), wspace=0.2, bottom=0.13, top=0.9
+        left=0.6 / width * 1.3, right=1 - 2.4 / width, wspace=0.2, hspace=0.35, bottom=0.1, top=0.93
     )
     return fig
 
@@ -887,11 +913,11 @@ def study_section(
         lines += [f"![{name} divergence]({figure})", ""]
         others = [f for f in arms if f not in (clip, TASK)]
         if "data.seq_len" in others and len(others) > 2 and M.MEAN_MSE in nets:
-            # the divergence and success rates of every arm against lr, a panel per length
-            by = [f for f in others if f != "data.seq_len"]
-            figure = _save(
-                rates_figure(nets, "data.seq_len", [*by, clip], fraction), out, f"{name}_rates.png"
-            )
+            # the divergence and success rates of every arm against lr: a panel per length (and
+            # optimizer), a line per cell and clip value
+            facets = ["data.seq_len", *(["model.optimizer"] if "model.optimizer" in others else [])]
+            by = [*(f for f in others if f not in facets), clip]
+            figure = _save(rates_figure(nets, facets, by, fraction), out, f"{name}_rates.png")
             lines += [f"![{name} divergence and success against lr]({figure})", ""]
 
     def label_of(job: Any) -> str:
