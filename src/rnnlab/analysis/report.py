@@ -638,9 +638,9 @@ def le2015_section(
         "sequence length T": job.setting("data.seq_len"),
         "training sequences": job.setting("data.n_train"),
         "hidden units": job.setting("model.hidden_size"),
-        "optimizer": f"{job.setting('model.optimizer')}"
+        "optimizer": f"{str(job.setting('model.optimizer')).upper()}"
         + (f", clipping at norm {clip}" if clip is not None else ", no clipping")
-        + f", lr schedule {job.setting('model.scheduler')}",
+        + (", a constant lr" if job.setting("model.scheduler") == "none" else ", a cosine lr"),
     }
     rows = [[k, v, ours[k]] for k, v in LE2015.items()]
     batch = job.setting("data.batch_size")
@@ -689,8 +689,8 @@ def le2015_section(
     # predictor is not their finding
     if at_mean.get("irnn") and at_mean.get("torch"):
         verdict = "Not reproduced at this budget: neither the IRNN nor the tanh RNN left the "
-        verdict += "mean predictor (the table's last column), so the budget, not the cells, "
-        verdict += "decided this outcome."
+        verdict += "mean predictor (the table's last column): at this budget the study cannot "
+        verdict += "test their finding."
     elif lower and at_mean.get("torch"):
         verdict = "Reproduced at this budget: the IRNN's test MSE is below the tanh RNN's, which "
         verdict += "stays at the mean predictor."
