@@ -638,7 +638,7 @@ def le2015_section(
         "sequence length T": job.setting("data.seq_len"),
         "training sequences": job.setting("data.n_train"),
         "hidden units": job.setting("model.hidden_size"),
-        "optimizer": f"{str(job.setting('model.optimizer')).upper()}"
+        "optimizer": {"sgd": "SGD", "adam": "Adam"}.get(str(job.setting("model.optimizer")), "?")
         + (f", clipping at norm {clip}" if clip is not None else ", no clipping")
         + (", a constant lr" if job.setting("model.scheduler") == "none" else ", a cosine lr"),
     }
