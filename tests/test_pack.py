@@ -170,3 +170,23 @@ def test_packs_join_jobs_that_differ_only_in_what_a_pack_lets_differ(compose_cfg
     configs.append(compose_cfg("data.seq_len=8"))
     assert plan(configs, max_networks=6) == [[0, 1], [2], [3]]
     assert plan(configs, max_networks=2) == [[0], [1], [2], [3]]  # a job is never split
+
+
+def test_packs_are_cut_so_that_every_worker_has_work(compose_cfg):
+    """One pack-key of 8 jobs (a study that fuses whole, as study=clipping): with 2 workers it
+    is cut into parts of whole jobs, in order, each at most a quarter of the work; a longer
+    sequence is more work and goes first; one worker keeps the pack whole."""
+    from rnnlab.training.fused import balance
+
+    configs = [compose_cfg(f"seed={10 * s}", "replicas=2") for s in range(8)]
+    assert plan(configs, max_networks=1024) == [list(range(8))]
+    cut = plan(configs, max_networks=1024, n_jobs=2)
+    assert cut == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    longer = [*configs, compose_cfg("seed=99", "replicas=2", "data.seq_len=64")]
+    assert plan(longer, max_networks=1024, n_jobs=2)[0] == [8]  # 16x the work per network
+    # whatever the cut, every job is in exactly one pack
+    packs = balance([[0, 1, 2], [3], [4, 5, 6, 7, 8]], [1, 2, 3, 4, 5, 6, 7, 8, 9], 3)
+    assert sorted(i for pack in packs for i in pack) == list(range(9))
+    assert [sum(i + 1 for i in p) for p in packs] == sorted(
+        (sum(i + 1 for i in p) for p in packs), reverse=True
+    )

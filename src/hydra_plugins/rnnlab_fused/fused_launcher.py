@@ -86,7 +86,7 @@ class FusedLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        returns, todo = [], []
+        returns, todo, planned = [], [], []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
             loader = self.hydra_context.config_loader
@@ -103,9 +103,13 @@ class FusedLauncher(Launcher):
             )
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
             returns.append(ret)
+            if isinstance(ret.cfg, DictConfig):  # prepared (finished before too), not refused
+                planned.append(ret.cfg)
             if ret.return_value is None:  # to train; else finished before, or refused
                 run_dir = Path(str(config.hydra.runtime.output_dir))
                 todo.append((ret, fused.PackJob(ret.cfg, config, run_dir)))
         submitit = OmegaConf.to_container(self.submitit, resolve=True) if self.submitit else {}
-        fused.launch_packs(todo, sweep_dir, self.max_networks, self.n_jobs, self.executor, submitit)
+        fused.launch_packs(
+            todo, sweep_dir, self.max_networks, self.n_jobs, self.executor, submitit, planned
+        )
         return returns

@@ -228,6 +228,22 @@ def _channels(data: DictConfig) -> int:
     return len(series_of(data).columns) if data.name in SERIES_TASKS else 2
 
 
+def training_examples(data: DictConfig) -> int:
+    """How many windows (or adding sequences) a network trains on per epoch."""
+    if data.name == "adding":
+        return int(data.n_train)
+    points = len(series_of(data).values) if data.name in SERIES_TASKS else data.n_points
+    return choices.split_sizes(points, data.splits)[0] - data.seq_len
+
+
+def training_work(cfg: DictConfig) -> float:
+    """About how much arithmetic one network of ``cfg`` does in training, in units that only
+    compare configs: epochs x examples x steps x hidden units x layers x gates."""
+    model, data = cfg.model, cfg.data
+    per_step = model.hidden_size * model.num_layers * _gates(model)
+    return float(cfg.trainer.max_epochs * training_examples(data) * data.seq_len * per_step)
+
+
 def network_bytes(cfg: DictConfig) -> int:
     """About how many bytes one network of ``cfg`` needs while it trains: its weights,
     gradients and Adam's moments, the hidden states autograd keeps for a batch (which holds
@@ -237,11 +253,7 @@ def network_bytes(cfg: DictConfig) -> int:
     params = estimated_parameters(
         _channels(data), model.hidden_size, model.num_layers, _gates(model)
     )
-    if data.name == "adding":
-        examples = data.n_train
-    else:
-        points = len(series_of(data).values) if data.name in SERIES_TASKS else data.n_points
-        examples = choices.split_sizes(points, data.splits)[0] - data.seq_len
+    examples = training_examples(data)
     batch = min(data.batch_size, max(examples, 1))
     # a gated cell keeps each gate's activations for backward, about one state per gate
     states = batch * data.seq_len * model.hidden_size * model.num_layers * _gates(model)

@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import metrics as M
 from rnnlab.config import choices
-from rnnlab.config.checks import networks_that_fit
+from rnnlab.config.checks import networks_that_fit, training_work
 from rnnlab.config.resume import BEST_CHECKPOINT, CHECKPOINT_DIR, last_checkpoint
 from rnnlab.data.tasks import ReplicaDataModule
 from rnnlab.internals import no_profiler
@@ -91,10 +91,13 @@ def pack_key(cfg: DictConfig) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
-def plan(configs: Sequence[DictConfig], max_networks: int) -> list[list[int]]:
+def plan(
+    configs: Sequence[DictConfig], max_networks: int, n_jobs: int = 1
+) -> list[list[int]]:
     """The packs, as lists of indices into ``configs``: jobs with one :func:`pack_key`, in
     order, filled up to ``max_networks`` networks and to what fits in memory (a job is never
-    split; one larger than the cap is a pack of its own)."""
+    split; one larger than the cap is a pack of its own), then cut so that ``n_jobs`` workers
+    share the work (:func:`balance`), the most work first."""
     groups: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
         groups.setdefault(pack_key(cfg), []).append(i)
@@ -112,7 +115,25 @@ def plan(configs: Sequence[DictConfig], max_networks: int) -> list[list[int]]:
             current.append(i)
             size += n
         packs.append(current)
-    return packs
+    return balance(packs, [training_work(c) * int(c.replicas) for c in configs], n_jobs)
+
+
+def balance(packs: list[list[int]], work: Sequence[float], n_jobs: int) -> list[list[int]]:
+    """``packs`` for ``n_jobs`` workers taking the next pack as they finish one: a pack with
+    more than a ``2 n_jobs``-th of all the ``work`` (per job) is cut into that many parts of
+    whole jobs, in order, so that the workers end together (one pack of a whole study would
+    keep all but one idle; a few unequal packs, all but one waiting on the largest). Each
+    network's result does not depend on its pack (tests/test_pack.py). The largest first.
+    The cut depends on the jobs planned together: plan a whole sweep, finished jobs too, so
+    that a resumed sweep forms the packs it had."""
+    cost = [sum(work[i] for i in pack) for pack in packs]
+    share = sum(cost) / (2 * n_jobs) if n_jobs > 1 else math.inf
+    cut = []
+    for pack, c in zip(packs, cost, strict=True):
+        parts = min(len(pack), max(1, math.ceil(c / share - 1e-9))) if share else 1
+        size = math.ceil(len(pack) / parts)
+        cut += [pack[k : k + size] for k in range(0, len(pack), size)]
+    return sorted(cut, key=lambda p: -sum(work[i] for i in p))
 
 
 def pack_dir(sweep_dir: Path, run_dirs: Sequence[Path]) -> Path:
@@ -415,14 +436,24 @@ def launch_packs(
     n_jobs: int,
     executor: str,
     submitit: dict[str, Any],
+    planned: Sequence[DictConfig] | None = None,
 ) -> None:
     """Train ``todo``'s jobs as packs and set each job's return value (Hydra's JobReturn, the
-    first of each pair) to its objective, reporting each as its pack finishes."""
+    first of each pair) to its objective, reporting each as its pack finishes. ``planned``: the
+    configs of every job of the sweep, finished ones too, ``todo``'s among them: the packs are
+    planned over those (:func:`plan`), so that a resumed sweep forms the packs it had."""
     from rnnlab.config.hydra_callbacks import finished_jobs, report_progress
     from rnnlab.training.record import objective, record_failure
 
     specs = [spec for _, spec in todo]
-    packs = [[todo[i] for i in pack] for pack in plan([s.cfg for s in specs], max_networks)]
+    planned = list(planned) if planned is not None else [s.cfg for s in specs]
+    where = {id(cfg): k for k, cfg in enumerate(planned)}
+    mine = {where[id(spec.cfg)]: k for k, spec in enumerate(specs)}
+    packs = [
+        [todo[mine[i]] for i in pack if i in mine]
+        for pack in plan(planned, max_networks, n_jobs if executor == "local" else 1)
+    ]
+    packs = [pack for pack in packs if pack]
     args = [
         ([spec for _, spec in pack], pack_dir(sweep_dir, [spec.run_dir for _, spec in pack]))
         for pack in packs
