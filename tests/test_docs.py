@@ -248,6 +248,7 @@ def test_the_error_page_shows_examples():
         "bench_replicas_e2e_60epochs.json",
         "bench_fused.json",
         "bench_fused_clipping.json",
+        "bench_fused_studies.json",
     ],
 )
 def test_the_performance_page_quotes_the_benchmarks_json(name: str):
