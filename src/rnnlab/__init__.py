@@ -20,6 +20,8 @@ _PUBLIC = {
     "ScratchRNN": "rnnlab.models.cells",
     "ConcatRNN": "rnnlab.models.cells",
     "TorchRNN": "rnnlab.models.cells",
+    "GRURNN": "rnnlab.models.cells",
+    "LSTMRNN": "rnnlab.models.cells",
     "Forecaster": "rnnlab.models.forecaster",
     "ReplicaForecaster": "rnnlab.models.replicas",
     "make_windows": "rnnlab.data.tasks",
