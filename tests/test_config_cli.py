@@ -113,7 +113,8 @@ def test_bad_config_path_never_imports_torch(tmp_path):
 
 def test_help_and_cfg_still_work():
     helped = run_train("--help")
-    assert helped.returncode == 0 and "model: concat, gru, irnn, lstm, scratch, torch" in helped.stdout
+    assert helped.returncode == 0
+    assert "model: concat, gru, irnn, lstm, scratch, torch" in helped.stdout
     # what every key means, from the schema, and the launchers a sweep can use
     assert "model.hidden_size" in helped.stdout and "hidden units per layer" in helped.stdout
     assert "hidden units per layer (default: 32)" in helped.stdout  # the schema's default
