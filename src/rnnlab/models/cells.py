@@ -338,11 +338,16 @@ class Cell(nn.Module):
         """Layer ``k``'s ``(w_ih, w_hh, b_ih, b_hh)`` in nn.RNN's shapes (detached, read-only)."""
         return tuple(w.detach() for w in self.layout(self.get_parameter, k, self.hidden_size))
 
+    @torch.no_grad()
     def set_layer_weights(
         self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
     ) -> None:
-        """Copy nn.RNN-layout weights into layer ``k`` (any device or dtype; no autograd)."""
-        raise NotImplementedError
+        """Copy nn.RNN-layout weights into layer ``k`` (any device or dtype; no autograd): into
+        the parameters :meth:`layout` names, where it names them as they are (a cell whose
+        layout computes its tensors from its parameters writes them back its own way)."""
+        weights = self.layout(self.get_parameter, k, self.hidden_size)
+        for param, w in zip(weights, (w_ih, w_hh, b_ih, b_hh), strict=True):
+            param.copy_(w)
 
     @classmethod
     def from_torch(cls, rnn: nn.RNNBase) -> Cell:
@@ -451,16 +456,6 @@ class ScratchRNN(_LoopRNN):
             param(f"{hh}.bias"),
         )
 
-    @torch.no_grad()
-    def set_layer_weights(
-        self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
-    ) -> None:
-        ih, hh = self.layers[k].ih, self.layers[k].hh
-        ih.weight.copy_(w_ih)
-        hh.weight.copy_(w_hh)
-        ih.bias.copy_(b_ih)
-        hh.bias.copy_(b_hh)
-
 
 class ConcatRNN(_LoopRNN):
     """The concat cell: one Linear per layer over ``[h_{t-1}, x_t]``.
@@ -514,13 +509,6 @@ class TorchRNN(Cell):
     def layout(cls, param: Callable[[str], torch.Tensor], k: int, hidden_size: int) -> Weights:
         return tuple(param(f"rnn.{name}_l{k}") for name in _RNN_WEIGHTS)
 
-    @torch.no_grad()
-    def set_layer_weights(
-        self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
-    ) -> None:
-        for param, w in zip(rnn_layer(self.rnn, k), (w_ih, w_hh, b_ih, b_hh), strict=True):
-            param.copy_(w)
-
 
 class _GatedRNN(Cell):
     """A gated cell: nn.GRU's or nn.LSTM's parameters, by their names (``weight_ih_l0``, ...),
@@ -553,15 +541,6 @@ class _GatedRNN(Cell):
     @classmethod
     def layout(cls, param: Callable[[str], torch.Tensor], k: int, hidden_size: int) -> Weights:
         return tuple(param(f"{name}_l{k}") for name in _RNN_WEIGHTS)
-
-    @torch.no_grad()
-    def set_layer_weights(
-        self, k: int, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
-    ) -> None:
-        for param, w in zip(
-            self.layout(self.get_parameter, k, 0), (w_ih, w_hh, b_ih, b_hh), strict=True
-        ):
-            param.copy_(w)
 
     def _start(self, hx: Any, batch: int, like: torch.Tensor) -> list[torch.Tensor]:
         """The start state's parts, each ``(num_layers, B, H)``: ``[h0]``, or ``[h0, c0]``."""

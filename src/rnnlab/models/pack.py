@@ -149,7 +149,7 @@ class StackedAdam(StackedOptimizer):
         m.lerp_(grad, 1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         # Adam: p += (-lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-        step_size = -(self.row_lr * group["lr"]) / (1 - beta1**t)
+        step_size = -self.rates() / (1 - beta1**t)
         denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(group["eps"])
         p.addcdiv_(m * _rows(step_size.to(p.device, p.dtype), p), denom)
 
